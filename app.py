@@ -1,0 +1,180 @@
+"""The handwritten-digit recognizer as a Gradio app: draw or upload a digit, see all ten probabilities.
+
+    python app.py                 # http://127.0.0.1:7860 (honours GRADIO_SERVER_PORT / GRADIO_SERVER_NAME)
+    python app.py --share         # also asks Gradio for a public share link (or GRADIO_SHARE=1)
+
+API: `Client(url).predict(handle_file("seven.png"), api_name="/predict")` returns the Label value.
+All the reading is done by model.Recognizer; this file only lays out the UI and wires events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from model import NoDigitError, Prediction, Recognizer
+from preprocess import ImageError
+
+log = logging.getLogger("app")
+HERE = Path(__file__).resolve().parent
+EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.png")) + sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
+CANVAS = (560, 560)  # sketchpad size in px; the drawing is reframed to 28x28 whatever its size
+STROKE_COLOR, BACKGROUND_COLOR, STROKE_RADIUS = "#000000", "#ffffff", 18  # defaults; radius in canvas px
+VIEW_SIDE = 140  # the 28x28 model's view is shown enlarged 5x, nearest-neighbour
+BLANK = "Draw a digit in the box: the prediction updates as you draw."
+MAX_FILE_SIZE = "20mb"
+
+recognizer = Recognizer.load()
+
+
+def strokes(editor: dict | None) -> Image.Image | None:
+    """The sketchpad's drawn layers, flattened onto a transparent canvas: ink is their alpha,
+    so the stroke and background colours never matter. None when nothing is drawn."""
+    layers = [layer for layer in (editor or {}).get("layers") or [] if layer is not None]
+    if not layers:
+        return None
+    canvas = Image.new("RGBA", Image.fromarray(layers[0]).size, (0, 0, 0, 0))
+    for layer in layers:
+        canvas.alpha_composite(Image.fromarray(layer).convert("RGBA"))
+    return canvas
+
+
+def describe(prediction: Prediction) -> str:
+    p = prediction.probabilities[prediction.label]
+    return f"Looks like a {prediction.label} ({p:.0%})."
+
+
+def view(prediction: Prediction) -> np.ndarray:
+    frame = (prediction.frame * 255).astype(np.uint8)
+    return np.asarray(Image.fromarray(frame).resize((VIEW_SIDE, VIEW_SIDE), Image.Resampling.NEAREST))
+
+
+def status(text: str) -> str:
+    """The one-sentence verdict, in a live region that screen readers announce."""
+    return f'<p role="status" aria-live="polite">{text}</p>'
+
+
+def show(image: object) -> tuple[dict | None, str, np.ndarray | None]:
+    """(Label value, sentence, model's view) for the UI; a blank input gets the hint, not a guess."""
+    if image is None:
+        return None, status(BLANK), None
+    try:
+        prediction = recognizer.predict(image)
+    except NoDigitError:
+        return None, status(BLANK), None
+    except ImageError as e:
+        return None, status(str(e)), None
+    return prediction.probabilities, status(describe(prediction)), view(prediction)
+
+
+def read_sketch(editor: dict | None) -> tuple[dict | None, str, np.ndarray | None]:
+    return show(strokes(editor))
+
+
+def predict(image: str | None) -> dict[str, float]:
+    """One image file in, the probability of every digit 0-9 out."""
+    if image is None:
+        raise gr.Error("Send an image file.")
+    try:
+        return recognizer.classify(image)
+    except (NoDigitError, ImageError) as e:
+        raise gr.Error(str(e)) from None
+
+
+def solid(color: str) -> np.ndarray:
+    return np.asarray(Image.new("RGBA", CANVAS, color), dtype=np.uint8)
+
+
+def restyle_brush(color: str, radius: float) -> gr.Sketchpad:
+    return gr.Sketchpad(brush=gr.Brush(colors=[color], default_color=color, default_size=int(radius), color_mode="fixed"))
+
+
+def repaint_background(color: str, editor: dict | None) -> dict:
+    """A new background colour under the strokes already drawn."""
+    return {"background": solid(color), "layers": (editor or {}).get("layers") or [], "composite": None}
+
+
+def blank_canvas(color: str) -> tuple[dict, None, str, None]:
+    return {"background": solid(color), "layers": [], "composite": None}, None, status(BLANK), None
+
+
+# Gradio's sketchpad starts with no tool chosen; pick the brush so a first-time user can draw at once.
+SELECT_BRUSH = """
+() => {
+  const pick = () => {
+    const pad = document.querySelector('#sketchpad');
+    const brush = pad && pad.querySelector('button[aria-label="Brush"]');
+    if (brush) { brush.click(); return true; }
+    return false;
+  };
+  if (!pick()) { const t = setInterval(() => { if (pick()) clearInterval(t); }, 200); setTimeout(() => clearInterval(t), 10000); }
+}
+"""
+
+with gr.Blocks(title="Handwritten digit recognizer") as demo:
+    gr.Markdown(
+        "# Handwritten digit recognizer\n"
+        "Draw a digit or upload a photo of one: any colours, any size, anywhere on the canvas."
+    )
+    with gr.Row():
+        with gr.Column(scale=3):
+            with gr.Tabs():
+                with gr.Tab("Draw", id="draw"):
+                    with gr.Row():
+                        stroke_color = gr.ColorPicker(STROKE_COLOR, label="Stroke colour", elem_id="stroke-color")
+                        background_color = gr.ColorPicker(BACKGROUND_COLOR, label="Background colour", elem_id="background-color")
+                        stroke_width = gr.Slider(2, 60, value=STROKE_RADIUS, step=1, label="Stroke width", elem_id="stroke-width")
+                    sketchpad = gr.Sketchpad(
+                        canvas_size=CANVAS,
+                        height=CANVAS[1] + 100,
+                        fixed_canvas=True,
+                        type="numpy",
+                        image_mode="RGBA",
+                        brush=gr.Brush(colors=[STROKE_COLOR], default_color=STROKE_COLOR, default_size=STROKE_RADIUS, color_mode="fixed"),
+                        layers=False,
+                        transforms=(),
+                        label="Draw a digit",
+                        elem_id="sketchpad",
+                    )
+                    clear = gr.Button("Clear", elem_id="clear")
+                with gr.Tab("Upload", id="upload-tab"):
+                    upload = gr.Image(
+                        sources=["upload", "webcam", "clipboard"], type="pil", image_mode=None,
+                        label="A photo, scan or drawing of a digit", elem_id="upload",
+                    )
+                    gr.Examples(EXAMPLES, inputs=upload, label="Examples: MNIST digits and a photo")
+        with gr.Column(scale=2):
+            prediction = gr.Label(num_top_classes=10, label="Prediction", elem_id="prediction")
+            sentence = gr.HTML(status(BLANK), elem_id="verdict")
+            model_view = gr.Image(label="What the model sees (28x28)", interactive=False, height=VIEW_SIDE + 60, elem_id="model-view")
+
+    sketchpad.change(read_sketch, sketchpad, [prediction, sentence, model_view],
+                     trigger_mode="always_last", show_progress="hidden", api_visibility="private")
+    upload.change(show, upload, [prediction, sentence, model_view],
+                  show_progress="hidden", api_visibility="private")
+    stroke_color.change(restyle_brush, [stroke_color, stroke_width], sketchpad, api_visibility="private")
+    stroke_width.change(restyle_brush, [stroke_color, stroke_width], sketchpad, api_visibility="private")
+    background_color.change(repaint_background, [background_color, sketchpad], sketchpad, api_visibility="private")
+    clear.click(blank_canvas, background_color, [sketchpad, prediction, sentence, model_view], api_visibility="private")
+
+    api_image = gr.Image(type="filepath", visible=False)
+    api_label = gr.Label(num_top_classes=10, visible=False)
+    api_image.change(predict, api_image, api_label, api_name="predict")
+    demo.load(None, js=SELECT_BRUSH)
+
+demo.queue(default_concurrency_limit=2, max_size=64)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Serve the digit recognizer.")
+    parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link; Spaces ignore it (default: off)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log.info("serving weights from %s", recognizer.source)
+    demo.launch(share=args.share or os.environ.get("GRADIO_SHARE", "").lower() in ("1", "true", "yes"), max_file_size=MAX_FILE_SIZE)

@@ -1,0 +1,73 @@
+"""Accuracy on MNIST test digits re-rendered as canvas drawings and phone photos, beside the naive
+resize-the-whole-image pipeline that most digit demos use.
+
+    python benchmarks/robustness.py                 # 1000 digits per condition, bundled weights
+    python benchmarks/robustness.py --n 200 --weights runs/x/model_weights.pth
+
+Only MNIST's test digits are rendered; training never sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import render  # noqa: E402
+from model import BUNDLED_WEIGHTS, Recognizer, load_network  # noqa: E402
+from train import load_mnist  # noqa: E402
+
+CONDITIONS = {
+    **{f"canvas: {name}": (lambda d, rng, s=name: render.canvas(d, rng, scheme=s)) for name in render.NAMED_SCHEMES},
+    "canvas: random colours": render.canvas,
+    "photo": render.photo,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000, help="test digits per condition (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="picks the digits and the renders (default: 0)")
+    parser.add_argument("--weights", default=str(BUNDLED_WEIGHTS), help="weights file (default: model_weights.pth)")
+    parser.add_argument("--batch", type=int, default=100, help="images per classify_batch call (default: 100)")
+    args = parser.parse_args()
+
+    recognizer = Recognizer(load_network(args.weights))
+    images, labels = load_mnist("data")["test"]
+    rng = np.random.default_rng(args.seed)
+    pick = rng.choice(len(images), args.n, replace=False)
+    rows = []
+    totals = {"canvas": [0, 0, 0], "photo": [0, 0, 0]}
+    for name, make in CONDITIONS.items():
+        ours = naive = 0
+        start = time.perf_counter()
+        for lo in tqdm(range(0, args.n, args.batch), desc=name, leave=False):
+            idx = pick[lo : lo + args.batch]
+            renders = [make(images[i], rng) for i in idx]
+            truth = labels[idx]
+            probs = recognizer.classify_batch(renders)
+            ours += sum(max(p, key=p.get) == str(t) for p, t in zip(probs, truth))
+            naive += int((recognizer.probabilities(np.stack([render.naive(r) for r in renders])).argmax(1) == truth).sum())
+        ms = (time.perf_counter() - start) / args.n * 1000
+        rows.append((name, args.n, ours / args.n, naive / args.n, ms))
+        kind = name.split(":")[0]
+        totals[kind][0] += args.n
+        totals[kind][1] += ours
+        totals[kind][2] += naive
+    for kind, (n, ours, naive) in totals.items():
+        rows.append((f"**all {kind} renders**", n, ours / n, naive / n, float("nan")))
+
+    print(f"\n| condition | digits | ours | naive resize | render+read ms/img |\n|---|---:|---:|---:|---:|")
+    for name, n, ours, naive, ms in rows:
+        print(f"| {name} | {n} | {ours:.2%} | {naive:.2%} | {'' if np.isnan(ms) else f'{ms:.1f}'} |")
+
+
+if __name__ == "__main__":
+    main()

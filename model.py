@@ -1,0 +1,194 @@
+"""The digit network, how its weights are loaded, and `Recognizer`, the public Python API.
+
+    from model import Recognizer
+    r = Recognizer.load()              # Hub if MODEL_REPO is set, else the bundled weights
+    r.classify("seven.png")            # {"0": 0.0001, ..., "7": 0.998, ...}
+
+Every caller (the app, the API, the benchmarks, the tests) goes through `Recognizer`, so an
+image always takes the same path: bounded decode -> ink -> MNIST framing (preprocess.py) ->
+tensor -> network -> temperature -> probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+import preprocess
+
+log = logging.getLogger(__name__)
+
+CLASSES = tuple(str(d) for d in range(10))
+WEIGHTS_FILENAME = "model_weights.pth"
+BUNDLED_WEIGHTS = Path(__file__).resolve().with_name(WEIGHTS_FILENAME)
+HUB_TIMEOUT_S = 10.0  # the app must answer within 15 s of start even when the Hub hangs
+
+
+def _conv(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, padding: int = 0) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class Net(nn.Module):
+    """A small all-convolutional CNN: two 28->12->4 stages of 3x3 convs with a strided 5x5
+    "learned pooling", then a 4x4 conv to one 128-vector. About 0.33M parameters; one forward
+    pass of a 28x28 digit costs ~15M multiply-adds, so a 2-core CPU trains it in minutes.
+
+    `temperature` is a buffer so that the calibration fitted by train.py travels inside the
+    state_dict and is checked by strict loading like every other weight.
+    """
+
+    def __init__(self, dropout: float = 0.4):
+        super().__init__()
+        self.features = nn.Sequential(
+            *_conv(1, 32), *_conv(32, 32), *_conv(32, 32, 5, 2, 2), nn.Dropout(dropout),
+            *_conv(32, 64), *_conv(64, 64), *_conv(64, 64, 5, 2, 2), nn.Dropout(dropout),
+            *_conv(64, 128, 4), nn.Flatten(), nn.Dropout(dropout),
+        )
+        self.classifier = nn.Linear(128, len(CLASSES))
+        self.register_buffer("temperature", torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw logits; divide by `temperature` before the softmax for calibrated probabilities."""
+        return self.classifier(self.features(x))
+
+
+def normalize(ink: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 28, 28) ink in [0, 1] -> the standardised, channels_last batch the network expects."""
+    return ((ink - preprocess.MNIST_MEAN) / preprocess.MNIST_STD).contiguous(memory_format=torch.channels_last)
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(N, 28, 28) ink frames in [0, 1] -> network input."""
+    return normalize(torch.as_tensor(np.asarray(frames, dtype=np.float32)).unsqueeze(1))
+
+
+class WeightsError(ValueError):
+    """A weights file that can't be used: unreadable, not a plain tensor dict, wrong keys or shapes, or non-finite."""
+
+
+def load_network(path: str | os.PathLike) -> Net:
+    """Load a state_dict saved by train.py into a fresh `Net`, refusing anything but plain tensors."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        raise WeightsError(f"{Path(path).name}: not a loadable weights file ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{Path(path).name}: expected a state_dict of tensors")
+    net = Net()
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"{Path(path).name}: does not fit this network ({e})") from e
+    if not all(torch.isfinite(t).all() for t in net.state_dict().values() if t.is_floating_point()):
+        raise WeightsError(f"{Path(path).name}: holds NaN or infinite values")
+    if not net.temperature.item() > 0:
+        raise WeightsError(f"{Path(path).name}: temperature must be positive")
+    return net.eval().to(memory_format=torch.channels_last)
+
+
+def _download_from_hub(repo_id: str, revision: str | None, timeout: float) -> Path:
+    """hf_hub_download in a daemon thread, so a Hub that hangs costs at most `timeout` seconds."""
+    from huggingface_hub import hf_hub_download
+
+    result: dict[str, object] = {}
+
+    def fetch() -> None:
+        try:
+            result["path"] = hf_hub_download(repo_id, WEIGHTS_FILENAME, revision=revision)
+        except Exception as e:  # network, 404, auth: all mean "use the bundled weights"
+            result["error"] = e
+
+    worker = threading.Thread(target=fetch, name="hub-download", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"the Hub did not answer within {timeout:.0f} s")
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    return Path(result["path"])  # type: ignore[arg-type]
+
+
+class NoDigitError(ValueError):
+    """The image holds no ink to read."""
+
+
+@dataclass
+class Prediction:
+    probabilities: dict[str, float]  # "0".."9" -> probability, summing to 1
+    frame: np.ndarray  # the 28x28 input the network saw, ink = 1
+
+    @property
+    def label(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+
+class Recognizer:
+    """Reads handwritten digits from images in any colours, sizes and positions."""
+
+    def __init__(self, net: Net, source: str = "bundled"):
+        self.net = net.eval()
+        self.source = source  # where the weights came from, for logs and the UI
+
+    @classmethod
+    def load(
+        cls,
+        repo_id: str | None = None,
+        revision: str | None = None,
+        timeout: float = HUB_TIMEOUT_S,
+        bundled: str | os.PathLike = BUNDLED_WEIGHTS,
+    ) -> "Recognizer":
+        """Weights from the Hub repo `repo_id` (default: $MODEL_REPO) at `revision` (default:
+        $MODEL_REVISION), falling back to the bundled file, with the reason logged, when the Hub is
+        down, slow, or serves a file that does not load."""
+        repo_id = repo_id or os.environ.get("MODEL_REPO") or None
+        revision = revision or os.environ.get("MODEL_REVISION") or None
+        if repo_id:
+            try:
+                path = _download_from_hub(repo_id, revision, timeout)
+                net = load_network(path)
+                log.info("loaded weights from the Hub: %s@%s", repo_id, revision or "main")
+                return cls(net, source=f"hub:{repo_id}@{revision or 'main'}")
+            except Exception as e:
+                log.warning("Hub weights %s unavailable (%s: %s); using the bundled weights", repo_id, type(e).__name__, e)
+        return cls(load_network(bundled), source="bundled")
+
+    @torch.inference_mode()
+    def probabilities(self, frames: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) MNIST-framed ink -> (N, 10) calibrated probabilities, in one batched pass."""
+        logits = self.net(to_tensor(frames))
+        return torch.softmax(logits / self.net.temperature, dim=1).double().numpy()
+
+    def predict_batch(self, images: Sequence[object]) -> list[Prediction]:
+        frames = []
+        for image in images:
+            frame = preprocess.to_mnist(image)
+            if frame is None:
+                raise NoDigitError("No digit found: the image holds no ink. Draw or upload a digit.")
+            frames.append(frame)
+        if not frames:
+            return []
+        probs = self.probabilities(np.stack(frames))
+        return [
+            Prediction({c: float(p) for c, p in zip(CLASSES, row / row.sum())}, frame)
+            for row, frame in zip(probs, frames)
+        ]
+
+    def predict(self, image: object) -> Prediction:
+        """The probabilities and the 28x28 view the network saw. Raises NoDigitError on a blank image."""
+        return self.predict_batch([image])[0]
+
+    def classify(self, image: object) -> dict[str, float]:
+        """Probabilities of "0".."9" for a PIL image, a numpy array (HxW, HxWx3, HxWx4) or a path."""
+        return self.predict(image).probabilities
+
+    def classify_batch(self, images: Sequence[object]) -> list[dict[str, float]]:
+        """`classify` for many images, sent through the network in one batched pass."""
+        return [p.probabilities for p in self.predict_batch(images)]

@@ -1,0 +1,263 @@
+"""Image -> ink map -> the 28x28 MNIST framing that the network was trained on.
+
+MNIST digits are light ink on black, their longer side scaled to 20 px and their centre of mass
+placed at the centre of a 28x28 field. A drawing or a photo is brought to that framing here:
+
+    load_image(src)   bounded decode: any Pillow mode, EXIF orientation, huge images shrunk early
+    ink_map(image)    0..1 ink wherever it differs from the background, in any colours
+    frame(ink)        crop, normalise stroke width, scale to 20 px, centre by mass in 28x28
+    to_mnist(src)     all three; None when there is no ink
+
+    python preprocess.py photo.jpg    # writes photo.mnist.png, the 28x28 view, beside it
+
+These are pure functions of their input. The constants below are the single source of truth for
+the framing and the normalisation: train.py, model.py and the app import them from here.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
+
+MNIST_SIZE = 28  # the network's input side, px
+MNIST_BOX = 20  # MNIST scaled each digit's longer side to 20 px...
+MNIST_CENTRE = 14.0  # ...and put its centre of mass here (pixel index, as measured on MNIST)
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # MNIST training-set pixel statistics, for standardising
+MNIST_STROKE = 0.14  # median stroke width / longer side of the digit, measured on MNIST test digits
+
+MAX_IMAGE_PIXELS = 40_000_000  # refuse to decode more (a 6000x6000 photo is 36M): bombs stay small
+WORK_SIDE = 384  # images are shrunk so their longer side is at most this before any analysis, px
+STROKE_SIDE = 80  # the crop is studied at this size when its stroke width is normalised, px
+MIN_CONTRAST = 0.12  # ink must differ from the background by this much (RGB distance / sqrt 3)
+MIN_SPECK = 0.02  # ink blobs smaller than this share of the largest blob are noise
+LIGHT_DEGREE = 2  # degree of the polynomial that models light falling across a photographed page
+
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+
+class ImageError(ValueError):
+    """The input is not an image we can read; the message is safe to show to a user."""
+
+
+def load_image(src: object) -> Image.Image:
+    """Decode `src` (path, bytes, file object, PIL image or numpy array) into an RGBA image whose
+    longer side is at most WORK_SIDE, upright according to its EXIF orientation."""
+    if isinstance(src, Image.Image):
+        img = src
+    elif isinstance(src, np.ndarray):
+        img = _from_array(src)
+    else:
+        if isinstance(src, (bytes, bytearray)):
+            src = io.BytesIO(src)
+        elif isinstance(src, (str, os.PathLike)) and not Path(src).is_file():
+            raise ImageError(f"No such image file: {Path(src).name}")
+        try:
+            img = Image.open(src)
+            img.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG: decode at reduced size, much faster
+            img = ImageOps.exif_transpose(img)
+            img.load()
+        except Image.DecompressionBombError as e:
+            raise ImageError(f"The image is too large: at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels.") from e
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ImageError("This file is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF).") from e
+    if img.width == 0 or img.height == 0:
+        raise ImageError("The image is empty (0 pixels).")
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        img = _from_array(np.asarray(img, dtype=np.float32))
+    img = img.convert("RGBA")
+    if max(img.size) > WORK_SIDE:
+        img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    return img
+
+
+def _from_array(a: np.ndarray) -> Image.Image:
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ImageError(f"Expected an HxW, HxWx3 or HxWx4 array, got shape {a.shape}.")
+    if a.dtype != np.uint8:
+        a = a.astype(np.float32)
+        top = np.nanmax(a) if a.size else 0
+        scale = 255.0 if top <= 1.0 else 255.0 / (65535.0 if top > 255 else 255.0)
+        a = np.nan_to_num(a * scale).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(a)
+
+
+def ink_map(img: Image.Image) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: how much each pixel is ink rather than background.
+
+    Transparent layers are read by their alpha. Otherwise ink is the colour distance to the
+    background: one colour when the image's edge is uniform (a canvas), else a smooth field that
+    follows uneven light across a photo. Specks and frame artefacts along the edge are dropped.
+    """
+    a = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+    rgb, alpha = a[..., :3], a[..., 3:]
+    if alpha.min() < 0.9 and alpha.max() > 0.1:
+        opaque = rgb[alpha[..., 0] > 0.5]
+        backdrop = 1.0 if np.median(opaque @ [0.299, 0.587, 0.114]) < 0.5 else 0.0
+        rgb = rgb * alpha + backdrop * (1 - alpha)
+    dist = np.linalg.norm(rgb - _background(rgb), axis=2) / np.sqrt(3)
+    if dist.max() < MIN_CONTRAST:
+        return np.zeros(dist.shape, np.float32)
+    noise = np.median(dist) + 6 * 1.4826 * np.median(np.abs(dist - np.median(dist)))
+    threshold = max(threshold_otsu(dist), noise, MIN_CONTRAST / 2)
+    mask = _clean(dist > threshold)
+    if not mask.any():
+        return np.zeros(dist.shape, np.float32)
+    full = np.percentile(dist[mask], 90)
+    ink = np.clip((dist - threshold / 2) / max(full - threshold / 2, 1e-6), 0, 1)
+    return (ink * ndi.binary_dilation(mask, iterations=2)).astype(np.float32)
+
+
+def _background(rgb: np.ndarray) -> np.ndarray:
+    """The background colour at each pixel, broadcastable to `rgb`."""
+    h, w, _ = rgb.shape
+    ring = max(1, min(h, w) // 30)
+    edge = np.concatenate([rgb[:ring].reshape(-1, 3), rgb[-ring:].reshape(-1, 3), rgb[:, :ring].reshape(-1, 3), rgb[:, -ring:].reshape(-1, 3)])
+    colour = np.median(edge, axis=0)
+    near = np.linalg.norm(rgb - colour, axis=2) < MIN_CONTRAST * np.sqrt(3) / 2
+    if np.median(np.abs(edge - colour)) < 0.02 and near.mean() > 0.5:
+        return colour  # a canvas or a clean scan: one background colour
+    return _lighting_field(rgb)
+
+
+def _poly_terms(h: int, w: int) -> np.ndarray:
+    y, x = np.meshgrid(np.linspace(-1, 1, h, dtype=np.float32), np.linspace(-1, 1, w, dtype=np.float32), indexing="ij")
+    return np.stack([x**i * y**j for i in range(LIGHT_DEGREE + 1) for j in range(LIGHT_DEGREE + 1 - i)], axis=-1)
+
+
+def _lighting_field(rgb: np.ndarray) -> np.ndarray:
+    """Paper under uneven light: a smooth polynomial surface per channel, fitted to the pixels
+    that are not ink and refitted as the ink is found, so even bold strokes leave it untouched."""
+    h, w, _ = rgb.shape
+    step = max(1, max(h, w) // 64)
+    small = rgb[::step, ::step].reshape(-1, 3)
+    terms = _poly_terms(*rgb[::step, ::step].shape[:2]).reshape(len(small), -1)
+    luminance = small @ np.float32([0.299, 0.587, 0.114])
+    light_paper = np.median(luminance) > 0.5
+    paper = luminance >= np.median(luminance) if light_paper else luminance <= np.median(luminance)
+    for _ in range(4):
+        coef, *_ = np.linalg.lstsq(terms[paper], small[paper], rcond=None)
+        residual = np.linalg.norm(small - terms @ coef, axis=1)
+        spread = 1.4826 * np.median(np.abs(residual - np.median(residual)))
+        paper = residual < max(threshold_otsu(residual) if np.ptp(residual) > 0 else 0, np.median(residual) + 3 * spread)
+    return (_poly_terms(h, w) @ coef).astype(np.float32)
+
+
+def _clean(mask: np.ndarray) -> np.ndarray:
+    """Drop specks and blobs that hug the image's edge (a photo's dark frame, a table, a shadow)."""
+    labels, n = ndi.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return mask
+    sizes = ndi.sum_labels(mask, labels, index=np.arange(1, n + 1))
+    keep = sizes >= MIN_SPECK * sizes.max()
+    h, w = mask.shape
+    margin = max(2, min(h, w) // 20)
+    inner = np.zeros_like(mask)
+    inner[margin:-margin, margin:-margin] = True
+    for i, box in enumerate(ndi.find_objects(labels)):
+        if not keep[i]:
+            continue
+        rows, cols = box
+        touches = rows.start == 0 or cols.start == 0 or rows.stop == h or cols.stop == w
+        spans = (cols.stop - cols.start) > 0.6 * w or (rows.stop - rows.start) > 0.6 * h
+        if touches and spans:
+            blob = labels[box] == i + 1
+            if (blob & ~inner[box]).sum() > 0.4 * blob.sum():
+                keep[i] = False
+    keep_ids = np.flatnonzero(keep) + 1
+    if len(keep_ids) > 1:
+        keep_ids = _drop_strays(labels, keep_ids, sizes)
+    return np.isin(labels, keep_ids)
+
+
+def _drop_strays(labels: np.ndarray, ids: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Small blobs far from the main ink are stray marks, not part of the digit."""
+    main = ids[np.argmax(sizes[ids - 1])]
+    rows, cols = np.nonzero(labels == main)
+    cy, cx, reach = rows.mean(), cols.mean(), max(np.ptp(rows), np.ptp(cols), 1)
+    kept = []
+    for i in ids:
+        r, c = np.nonzero(labels == i)
+        far = np.hypot(r - cy, c - cx).min() > reach
+        if not (far and sizes[i - 1] < 0.1 * sizes[main - 1]):
+            kept.append(i)
+    return np.array(kept)
+
+
+def frame(ink: np.ndarray) -> np.ndarray | None:
+    """MNIST framing of an ink map: (28, 28) float32 in [0, 1], or None if there is no ink."""
+    rows, cols = np.nonzero(ink > 0.05)
+    if len(rows) == 0:
+        return None
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    crop = _normalise_stroke(crop)
+    h, w = crop.shape
+    scale = MNIST_BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    digit = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize(size, resample), np.float32)
+    if digit.max() <= 0:
+        return None
+    digit = np.clip(digit / digit.max(), 0, 1)
+    cy, cx = ndi.center_of_mass(digit)
+    top = int(np.clip(round(MNIST_CENTRE - cy), 0, MNIST_SIZE - digit.shape[0]))
+    left = int(np.clip(round(MNIST_CENTRE - cx), 0, MNIST_SIZE - digit.shape[1]))
+    out = np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
+    out[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
+    return out
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """Mean stroke width in px: four times the mean distance from ink to background."""
+    mask = ink > 0.5
+    return 4 * float(ndi.distance_transform_edt(mask)[mask].mean()) if mask.any() else 0.0
+
+
+def _normalise_stroke(crop: np.ndarray) -> np.ndarray:
+    """Thicken hairlines and thin very bold strokes towards MNIST's width-to-size ratio."""
+    h, w = crop.shape
+    scale = STROKE_SIDE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    big = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR), np.float32)
+    ratio = stroke_width(big) / STROKE_SIDE
+    if 0 < ratio < 0.5 * MNIST_STROKE:
+        radius = (0.75 * MNIST_STROKE - ratio) * STROKE_SIDE / 2
+        big = ndi.grey_dilation(big, footprint=_disk(radius))
+    elif ratio > 2 * MNIST_STROKE:
+        radius = (ratio - 1.5 * MNIST_STROKE) * STROKE_SIDE / 2
+        thinner = ndi.grey_erosion(big, footprint=_disk(radius))
+        if (thinner > 0.5).sum() > 0.2 * (big > 0.5).sum():
+            big = thinner
+    return big
+
+
+def _disk(radius: float) -> np.ndarray:
+    r = max(1, int(round(radius)))
+    y, x = np.ogrid[-r : r + 1, -r : r + 1]
+    return x * x + y * y <= r * r + 0.5
+
+
+def to_mnist(src: object) -> np.ndarray | None:
+    """Any image -> its (28, 28) MNIST framing, or None when it holds no ink."""
+    img = src if isinstance(src, Image.Image) and src.mode == "RGBA" and max(src.size) <= WORK_SIDE else load_image(src)
+    return frame(ink_map(img))
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:]:
+        view = to_mnist(name)
+        target = Path(name).with_suffix(".mnist.png")
+        if view is None:
+            print(f"{name}: no ink found")
+        else:
+            Image.fromarray((view * 255).astype(np.uint8)).resize((280, 280), Image.Resampling.NEAREST).save(target)
+            print(f"{name}: wrote {target}")

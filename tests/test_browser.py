@@ -1,0 +1,129 @@
+"""The app in a real browser: Debian's Chromium, driven by Playwright, draws MNIST test digits
+with the mouse (pen paths traced from their skeletons) and uploads a photo.
+
+Needs /usr/bin/chromium (`apt-get install chromium`); Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from strokes import trace
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+DIGIT_SHARE = 0.5  # drawn digits span this share of the visible canvas
+SETTLE_S = 1.5  # the verdict must stay the same this long to count as the answer
+
+if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
+    pytest.skip("needs Debian's chromium (apt-get install chromium); CI always runs these", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1100})
+        page.goto(app_url)
+        page.wait_for_selector("#sketchpad canvas", timeout=60_000)
+        yield page
+        browser.close()
+
+
+def verdict(page: Page) -> str:
+    return page.inner_text("#verdict").strip()
+
+
+def answer(page: Page, timeout_s: float = 60) -> str:
+    """The digit in the verdict sentence once it has stopped changing."""
+    deadline = time.monotonic() + timeout_s
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        text = verdict(page)
+        if text != last:
+            last, since = text, time.monotonic()
+        elif text.startswith("Looks like a") and time.monotonic() - since >= SETTLE_S:
+            return text.split()[3]
+        time.sleep(0.25)
+    raise AssertionError(f"no settled prediction; the page says {last!r}")
+
+
+def draw(page: Page, digit: np.ndarray) -> None:
+    x, y, w, h = page.eval_on_selector("#sketchpad canvas", "e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }")
+    side = DIGIT_SHARE * min(w, h)
+    left, top = x + (w - side) / 2, y + (h - side) / 2
+    for stroke in trace(digit):
+        px = [(left + sx / 28 * side, top + sy / 28 * side) for sx, sy in stroke]
+        page.mouse.move(*px[0])
+        page.mouse.down()
+        for point in px[1:]:
+            page.mouse.move(*point)
+        page.mouse.up()
+
+
+def clear(page: Page) -> None:
+    page.click("#clear")
+    page.wait_for_function("() => document.querySelector('#verdict').innerText.startsWith('Draw a digit')", timeout=30_000)
+
+
+def set_colour(page: Page, elem_id: str, colour: str) -> None:
+    page.click(f"#{elem_id} button.dialog-button")
+    field = page.locator(f"#{elem_id} input[type=text]")
+    field.fill(colour)
+    field.press("Enter")
+    page.click("h1")  # closes the colour dialog
+
+
+def set_stroke_width(page: Page, width: int) -> None:
+    field = page.locator("#stroke-width input[type=number]")
+    field.fill(str(width))
+    field.press("Enter")
+
+
+def one_of_each(mnist) -> list[tuple[np.ndarray, int]]:
+    images, labels = mnist
+    return [(images[np.flatnonzero(labels == d)[0]], d) for d in range(10)]
+
+
+def read_drawings(page: Page, digits) -> list[tuple[int, str]]:
+    results = []
+    for image, label in digits:
+        clear(page)
+        draw(page, image)
+        results.append((label, answer(page)))
+    return results
+
+
+def test_drawn_digits_are_read_with_the_default_pen(page, mnist):
+    results = read_drawings(page, one_of_each(mnist))
+    assert sum(str(label) == got for label, got in results) >= 9, results
+
+
+@pytest.mark.parametrize(
+    "stroke, background, width",
+    [("#ffffff", "#333333", 8), ("#c81e1e", "#1e3ca0", 32)],
+    ids=["thin-white-on-dark", "thick-red-on-blue"],
+)
+def test_drawn_digits_are_read_in_other_colours_and_widths(page, mnist, stroke, background, width):
+    set_colour(page, "stroke-color", stroke)
+    set_colour(page, "background-color", background)
+    set_stroke_width(page, width)
+    images, labels = mnist
+    digits = [(images[np.flatnonzero(labels == d)[1]], d) for d in range(10)]
+    results = read_drawings(page, digits)
+    assert sum(str(label) == got for label, got in results) >= 9, results
+
+
+@pytest.mark.parametrize("name, label", [("mnist_7.png", "7"), ("photo_4.jpg", "4")])
+def test_uploaded_image_is_read(page, name, label):
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / name))
+    assert answer(page) == label
+    page.get_by_role("tab", name="Draw").click()

@@ -1,0 +1,95 @@
+"""The public API: Recognizer.load / classify / classify_batch on real MNIST test digits."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import CLASSES, NoDigitError, Recognizer, WeightsError, load_network, Net
+
+
+def top(probs: dict[str, float]) -> int:
+    return int(max(probs, key=probs.get))
+
+
+def test_reads_mnist_test_digits(recognizer, mnist):
+    images, labels = mnist
+    probs = recognizer.classify_batch(list(images))
+    accuracy = np.mean([top(p) == y for p, y in zip(probs, labels)])
+    assert accuracy >= 0.99, f"read {accuracy:.2%} of 500 MNIST test digits"
+
+
+def test_classify_returns_all_ten_classes_summing_to_one(recognizer, mnist):
+    probs = recognizer.classify(mnist[0][0])
+    assert list(probs) == list(CLASSES)
+    assert all(0 <= p <= 1 for p in probs.values())
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_accepts_pil_arrays_and_paths_in_any_colours(recognizer, mnist, digit_png):
+    path, label = digit_png(3)
+    ink = mnist[0][3]
+    red_on_yellow = np.where(ink[..., None] > 127, [200, 0, 0], [250, 230, 80]).astype(np.uint8)
+    rgba = np.dstack([np.zeros_like(ink)] * 3 + [ink])  # black strokes on a transparent layer
+    inputs = [path, str(path), Image.open(path), ink, 255 - ink, red_on_yellow, rgba, Image.fromarray(rgba)]
+    assert [top(recognizer.classify(x)) for x in inputs] == [label] * len(inputs)
+
+
+def test_classify_batch_matches_classify(recognizer, mnist):
+    images = list(mnist[0][:8])
+    batch = recognizer.classify_batch(images)
+    single = [recognizer.classify(im) for im in images]
+    for b, s in zip(batch, single):
+        assert b == pytest.approx(s, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "blank",
+    [
+        np.full((200, 200), 255, np.uint8),
+        np.full((200, 200, 3), (51, 51, 51), np.uint8),
+        np.zeros((200, 200, 4), np.uint8),
+        Image.new("RGB", (640, 480), "white"),
+    ],
+    ids=["white", "dark-mode", "transparent", "pil-white"],
+)
+def test_blank_image_raises_no_digit_error(recognizer, blank):
+    with pytest.raises(NoDigitError, match="no ink"):
+        recognizer.classify(blank)
+    assert issubclass(NoDigitError, ValueError)
+
+
+def test_load_uses_bundled_weights_without_model_repo(monkeypatch, mnist):
+    monkeypatch.delenv("MODEL_REPO", raising=False)
+    r = Recognizer.load()
+    assert r.source == "bundled"
+    assert top(r.classify(mnist[0][0])) == mnist[1][0]
+
+
+def test_weights_with_wrong_shapes_are_refused(tmp_path):
+    state = Net().state_dict()
+    state["classifier.weight"] = torch.zeros(9, 128)
+    torch.save(state, tmp_path / "w.pth")
+    with pytest.raises(WeightsError, match="does not fit"):
+        load_network(tmp_path / "w.pth")
+
+
+def test_weights_with_nan_are_refused(tmp_path):
+    state = Net().state_dict()
+    state["classifier.bias"][0] = float("nan")
+    torch.save(state, tmp_path / "w.pth")
+    with pytest.raises(WeightsError, match="NaN"):
+        load_network(tmp_path / "w.pth")
+
+
+def test_pickled_code_in_weights_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"x": Payload()}, tmp_path / "w.pth", _use_new_zipfile_serialization=True)
+    with pytest.raises(WeightsError):
+        load_network(tmp_path / "w.pth")
+    assert not marker.exists()
