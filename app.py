@@ -97,11 +97,12 @@ def restyle_brush(color: str, radius: float) -> gr.Sketchpad:
 
 def repaint_background(color: str, editor: dict | None) -> dict:
     """A new background colour under the strokes already drawn."""
-    return {"background": solid(color), "layers": (editor or {}).get("layers") or [], "composite": None}
+    return {"background": solid(color), "layers": (editor or {}).get("layers") or [solid("#00000000")], "composite": None}
 
 
 def blank_canvas(color: str) -> tuple[dict, None, str, None]:
-    return {"background": solid(color), "layers": [], "composite": None}, None, status(BLANK), None
+    """An empty canvas in the chosen colour, with one transparent layer ready for the pen."""
+    return {"background": solid(color), "layers": [solid("#00000000")], "composite": None}, None, status(BLANK), None
 
 
 # Gradio's sketchpad starts with no tool chosen; pick the brush so a first-time user can draw at once.
@@ -163,7 +164,7 @@ with gr.Blocks(title="Handwritten digit recognizer") as demo:
     background_color.change(repaint_background, [background_color, sketchpad], sketchpad, api_visibility="private")
     clear.click(blank_canvas, background_color, [sketchpad, prediction, sentence, model_view], api_visibility="private")
 
-    api_image = gr.Image(type="filepath", visible=False)
+    api_image = gr.File(type="filepath", visible=False)  # a file, so that our bounded decoder reads it
     api_label = gr.Label(num_top_classes=10, visible=False)
     api_image.change(predict, api_image, api_label, api_name="predict")
     demo.load(None, js=SELECT_BRUSH)

@@ -60,6 +60,8 @@ def load_image(src: object) -> Image.Image:
             raise ImageError(f"No such image file: {Path(src).name}")
         try:
             img = Image.open(src)
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(f"{img.width}x{img.height}")
             img.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG: decode at reduced size, much faster
             img = ImageOps.exif_transpose(img)
             img.load()

@@ -17,6 +17,7 @@ import gzip
 import importlib.resources
 import json
 import math
+import os
 import platform
 import pickle
 import sys
@@ -195,6 +196,14 @@ def train(net: Net, images: np.ndarray, labels: np.ndarray, args: argparse.Names
     return ema.module
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=30, help="passes over the training digits (default: 30)")
@@ -238,11 +247,7 @@ def main() -> None:
         "validation": evaluate(net, x_val, y_val),
         "temperature": net.temperature.item(),
         "training_seconds": round(train_seconds, 1),
-        "hardware": {
-            "device": device,
-            "processor": platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(),
-        },
+        "hardware": {"device": device, "processor": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "torch_version": torch.__version__,
         "command": "python " + " ".join(sys.argv),
         "args": vars(args),

@@ -31,7 +31,7 @@ def main() -> None:
             predicted.append(int(max(probs, key=probs.get)))
     seconds = time.perf_counter() - start
     correct = np.array(predicted) == labels
-    print(f"\n| weights | MNIST test accuracy | errors | ms/digit |\n|---|---:|---:|---:|")
+    print("\n| weights | MNIST test accuracy | errors | ms/digit |\n|---|---:|---:|---:|")
     print(f"| {recognizer.source} | {correct.mean():.2%} | {(~correct).sum()} | {seconds / len(images) * 1000:.2f} |")
 
 

@@ -64,7 +64,7 @@ def main() -> None:
     for kind, (n, ours, naive) in totals.items():
         rows.append((f"**all {kind} renders**", n, ours / n, naive / n, float("nan")))
 
-    print(f"\n| condition | digits | ours | naive resize | render+read ms/img |\n|---|---:|---:|---:|---:|")
+    print("\n| condition | digits | ours | naive resize | render+read ms/img |\n|---|---:|---:|---:|---:|")
     for name, n, ours, naive, ms in rows:
         print(f"| {name} | {n} | {ours:.2%} | {naive:.2%} | {'' if np.isnan(ms) else f'{ms:.1f}'} |")
 

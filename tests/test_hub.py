@@ -97,3 +97,19 @@ def test_slow_hub_is_abandoned_after_the_timeout(tmp_path):
     assert got["source"] == "bundled"
     assert "did not answer within 2 s" in got["log"]
     assert elapsed < 25, "loading waited for the slow Hub instead of giving up"
+
+
+def test_app_with_a_hung_hub_serves_the_bundled_weights(tmp_path, digit_png):
+    from gradio_client import Client, handle_file
+
+    from conftest import start_app, stop_app
+
+    path, label = digit_png(0)
+    with HubStandIn({"acme/digits/main/model_weights.pth": always("3")}, delay_s=60) as hub:
+        proc, url = start_app({"MODEL_REPO": "acme/digits", "HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(tmp_path)})
+        try:
+            result = Client(url, verbose=False).predict(handle_file(str(path)), api_name="/predict")
+        finally:
+            log = stop_app(proc)
+    assert result["label"] == str(label)
+    assert "did not answer within" in log and "using the bundled weights" in log
