@@ -1,0 +1,151 @@
+"""The MNIST framing of real-looking inputs: colours, sizes, places, pens, photos, file formats."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage as ndi
+
+import render
+from preprocess import MNIST_BOX, MNIST_CENTRE, WORK_SIDE, ImageError, load_image, to_mnist
+
+
+def top(probs: dict[str, float]) -> str:
+    return max(probs, key=probs.get)
+
+
+def on_canvas(digit: np.ndarray, side: int, size: int, top_left: tuple[int, int], fg=(0, 0, 0), bg=(255, 255, 255)) -> Image.Image:
+    ink = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC), np.float32)[..., None] / 255
+    canvas = np.tile(np.array(bg, np.float32), (side, side, 1))
+    y, x = top_left
+    canvas[y : y + size, x : x + size] = canvas[y : y + size, x : x + size] * (1 - ink) + np.array(fg) * ink
+    return Image.fromarray(canvas.astype(np.uint8))
+
+
+def test_frame_has_mnist_geometry(mnist):
+    frame = to_mnist(on_canvas(mnist[0][5], 800, 500, (250, 40)))
+    rows, cols = np.nonzero(frame > 0.1)
+    assert max(np.ptp(rows), np.ptp(cols)) + 1 == pytest.approx(MNIST_BOX, abs=1)
+    assert ndi.center_of_mass(frame) == pytest.approx((MNIST_CENTRE, MNIST_CENTRE), abs=1.0)
+    assert frame.max() == pytest.approx(1.0)
+
+
+def test_colours_size_and_place_do_not_change_the_frame(mnist):
+    digit = mnist[0][7]
+    reference = to_mnist(on_canvas(digit, 400, 300, (50, 50)))
+    variants = [
+        on_canvas(digit, 800, 220, (560, 20), fg=(255, 255, 255), bg=(51, 51, 51)),  # small, dark mode, corner
+        on_canvas(digit, 280, 270, (5, 5), fg=(220, 40, 40), bg=(30, 60, 160)),  # fills the canvas, coloured
+        on_canvas(digit, 600, 400, (100, 150), fg=(250, 220, 40), bg=(20, 110, 60)),
+    ]
+    for image in variants:
+        assert np.abs(to_mnist(image) - reference).mean() < 0.04
+
+
+@pytest.mark.parametrize("scheme", list(render.NAMED_SCHEMES))
+def test_canvas_renders_are_read(recognizer, mnist, scheme):
+    rng = np.random.default_rng(1)
+    images, labels = mnist
+    renders = [render.canvas(images[i], rng, scheme=scheme) for i in range(20)]
+    read = [top(p) for p in recognizer.classify_batch(renders)]
+    assert sum(r == str(y) for r, y in zip(read, labels[:20])) >= 19
+
+
+def test_photo_renders_are_read(recognizer, mnist):
+    rng = np.random.default_rng(2)
+    images, labels = mnist
+    photos = [render.photo(images[i], rng) for i in range(20)]
+    read = [top(p) for p in recognizer.classify_batch(photos)]
+    assert sum(r == str(y) for r, y in zip(read, labels[:20])) >= 19
+
+
+def test_specks_and_a_dark_photo_edge_are_ignored(mnist):
+    digit = mnist[0][9]
+    clean = on_canvas(digit, 600, 300, (150, 150))
+    noisy = np.asarray(clean).copy()
+    rng = np.random.default_rng(0)
+    for y, x in rng.integers(0, 590, size=(12, 2)):
+        noisy[y : y + 3, x : x + 3] = 0  # pencil dots
+    noisy[:, :25] = (40, 35, 30)  # the table beside the page
+    assert np.abs(to_mnist(Image.fromarray(noisy)) - to_mnist(clean)).mean() < 0.03
+
+
+@pytest.mark.parametrize("pen", [-0.4, 1.0], ids=["hairline", "bold"])
+def test_thin_and_thick_pens_are_read(recognizer, mnist, pen):
+    images, labels = mnist
+    strokes = [render._pen(images[i], 500, pen) for i in range(20)]
+    read = [top(p) for p in recognizer.classify_batch([(1 - s) * 255 for s in strokes])]
+    assert sum(r == str(y) for r, y in zip(read, labels[:20])) >= 19
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"])
+def test_every_pillow_mode_is_read(recognizer, mnist, tmp_path, mode):
+    digit = on_canvas(mnist[0][2], 200, 160, (20, 20))
+    image = digit.convert("RGBA").convert(mode) if mode not in ("I;16", "I", "F") else _scaled(digit, mode)
+    suffix = {"CMYK": "jpg", "F": "tiff"}.get(mode, "png")
+    path = tmp_path / f"digit.{suffix}"
+    image.save(path)
+    assert top(recognizer.classify(path)) == str(mnist[1][2])
+    assert top(recognizer.classify(image)) == str(mnist[1][2])
+
+
+def _scaled(image: Image.Image, mode: str) -> Image.Image:
+    """A high-bit-depth copy, using the full 16-bit range as scanners do."""
+    a = np.asarray(image.convert("L"), np.float32) * 257
+    return Image.fromarray(a.astype(np.uint16), "I;16") if mode == "I;16" else Image.fromarray(a.astype(np.int32 if mode == "I" else np.float32))
+
+
+def test_palette_transparency_is_read(recognizer, mnist, tmp_path):
+    ink = mnist[0][4]
+    rgba = Image.fromarray(np.dstack([np.zeros_like(ink)] * 3 + [ink]), "RGBA").resize((140, 140))
+    path = tmp_path / "digit.png"
+    rgba.quantize(colors=16).save(path)
+    with Image.open(path) as saved:
+        assert saved.mode == "P" and "transparency" in saved.info
+    assert top(recognizer.classify(path)) == str(mnist[1][4])
+
+
+def test_exif_orientation_is_honoured(recognizer, mnist, tmp_path):
+    upright = on_canvas(mnist[0][1], 400, 300, (50, 50))
+    stored = upright.rotate(90, expand=True)  # what a phone held sideways writes
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, quality=95, exif=exif)
+    assert np.abs(to_mnist(path) - to_mnist(upright)).mean() < 0.03
+    assert top(recognizer.classify(path)) == str(mnist[1][1])
+
+
+def test_huge_images_are_shrunk_before_analysis():
+    image = load_image(Image.new("RGB", (6000, 4000), "white"))
+    assert max(image.size) == WORK_SIDE and image.mode == "RGBA"
+
+
+def test_decompression_bomb_is_refused(tmp_path):
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 40001)) + chunk(b"IEND", b"")
+    (tmp_path / "bomb.png").write_bytes(bomb)
+    with pytest.raises(ImageError, match="too large"):
+        load_image(tmp_path / "bomb.png")
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, this is text", bytes(range(256)) * 4], ids=["empty", "text", "random"])
+def test_non_images_get_a_clear_error(tmp_path, content):
+    path = tmp_path / "fake.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match="not an image"):
+        load_image(path)
+
+
+def test_truncated_png_gets_a_clear_error(tmp_path, mnist):
+    buf = io.BytesIO()
+    Image.fromarray(mnist[0][0]).resize((300, 300)).save(buf, "PNG")
+    (tmp_path / "cut.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(ImageError):
+        load_image(tmp_path / "cut.png")
