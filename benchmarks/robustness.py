@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import render  # noqa: E402
-from model import BUNDLED_WEIGHTS, Recognizer, load_network  # noqa: E402
+from model import BUNDLED_WEIGHTS, NoDigitError, Recognizer, load_network  # noqa: E402
 from train import load_mnist  # noqa: E402
 
 CONDITIONS = {
@@ -31,42 +31,55 @@ CONDITIONS = {
 }
 
 
+def read(recognizer: Recognizer, images: list) -> list[str]:
+    """The top digit for each image; "-" where no digit was found, which counts as wrong."""
+    try:
+        return [max(p, key=p.get) for p in recognizer.classify_batch(images)]
+    except NoDigitError:
+        return [read(recognizer, [image])[0] if len(images) > 1 else "-" for image in images]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000, help="test digits per condition (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="picks the digits and the renders (default: 0)")
     parser.add_argument("--weights", default=str(BUNDLED_WEIGHTS), help="weights file (default: model_weights.pth)")
     parser.add_argument("--batch", type=int, default=100, help="images per classify_batch call (default: 100)")
+    parser.add_argument("--only", default="", help="run only the conditions whose name contains this (default: all)")
+    parser.add_argument("--save-misses", default="", help="folder to save misread renders in (default: none)")
     args = parser.parse_args()
 
     recognizer = Recognizer(load_network(args.weights))
     images, labels = load_mnist("data")["test"]
-    rng = np.random.default_rng(args.seed)
-    pick = rng.choice(len(images), args.n, replace=False)
-    rows = []
+    pick = np.random.default_rng(args.seed).choice(len(images), args.n, replace=False)
     totals = {"canvas": [0, 0, 0], "photo": [0, 0, 0]}
-    for name, make in CONDITIONS.items():
+    print("| condition | digits | ours | naive resize | render+read ms/img |\n|---|---:|---:|---:|---:|")
+    for k, (name, make) in enumerate(CONDITIONS.items()):
+        if args.only and args.only not in name:
+            continue
+        rng = np.random.default_rng([args.seed, k])
         ours = naive = 0
         start = time.perf_counter()
         for lo in tqdm(range(0, args.n, args.batch), desc=name, leave=False):
             idx = pick[lo : lo + args.batch]
             renders = [make(images[i], rng) for i in idx]
             truth = labels[idx]
-            probs = recognizer.classify_batch(renders)
-            ours += sum(max(p, key=p.get) == str(t) for p, t in zip(probs, truth))
+            got = read(recognizer, renders)
+            ours += sum(g == str(t) for g, t in zip(got, truth))
             naive += int((recognizer.probabilities(np.stack([render.naive(r) for r in renders])).argmax(1) == truth).sum())
+            if args.save_misses:
+                for g, t, r, i in zip(got, truth, renders, idx):
+                    if g != str(t):
+                        r.save(Path(args.save_misses) / f"{name.replace(':', '').replace(' ', '_')}_{i}_true{t}_read{g}.png")
         ms = (time.perf_counter() - start) / args.n * 1000
-        rows.append((name, args.n, ours / args.n, naive / args.n, ms))
+        print(f"| {name} | {args.n} | {ours / args.n:.2%} | {naive / args.n:.2%} | {ms:.1f} |", flush=True)
         kind = name.split(":")[0]
         totals[kind][0] += args.n
         totals[kind][1] += ours
         totals[kind][2] += naive
     for kind, (n, ours, naive) in totals.items():
-        rows.append((f"**all {kind} renders**", n, ours / n, naive / n, float("nan")))
-
-    print("\n| condition | digits | ours | naive resize | render+read ms/img |\n|---|---:|---:|---:|---:|")
-    for name, n, ours, naive, ms in rows:
-        print(f"| {name} | {n} | {ours:.2%} | {naive:.2%} | {'' if np.isnan(ms) else f'{ms:.1f}'} |")
+        if n:
+            print(f"| **all {kind} renders** | {n} | **{ours / n:.2%}** | {naive / n:.2%} | |")
 
 
 if __name__ == "__main__":

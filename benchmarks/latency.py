@@ -1,0 +1,69 @@
+"""In-process latency of Recognizer.classify (decode + preprocessing + network) on typical inputs.
+
+    python benchmarks/latency.py            # 50 runs per input, after 3 warm-ups
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import render  # noqa: E402
+from model import Recognizer  # noqa: E402
+from train import load_mnist  # noqa: E402
+
+
+def timings(fn, runs: int) -> np.ndarray:
+    for _ in range(3):
+        fn()
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return np.array(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=50, help="timed calls per input (default: 50)")
+    args = parser.parse_args()
+
+    recognizer = Recognizer.load()
+    digit = load_mnist("data")["test"][0][0]
+    rng = np.random.default_rng(0)
+    tmp = Path(tempfile.mkdtemp())
+    big = render.photo(digit, rng, side=6000).convert("RGB").resize((6000, 6000))
+    big.save(tmp / "photo_6000.jpg", quality=90)
+    canvas = render.canvas(digit, rng, scheme="black on white", side=800)
+    buf = io.BytesIO()
+    canvas.save(buf, "PNG")
+    (tmp / "canvas_800.png").write_bytes(buf.getvalue())
+    photo = render.photo(digit, rng, side=1024)
+    photo.convert("RGB").save(tmp / "photo_1024.jpg", quality=90)
+    cases = {
+        "MNIST digit, 28x28 array": digit,
+        "canvas 800x800, PIL RGB": canvas.convert("RGB"),
+        "canvas 800x800, PNG file": tmp / "canvas_800.png",
+        "phone photo 1024 px, JPEG file": tmp / "photo_1024.jpg",
+        "photo 6000x6000, JPEG file": tmp / "photo_6000.jpg",
+    }
+    print(f"torch threads: {torch.get_num_threads()}\n")
+    print("| input | p50 ms | p99 ms |\n|---|---:|---:|")
+    for name, image in cases.items():
+        t = timings(lambda: recognizer.classify(image), args.runs)
+        print(f"| {name} | {np.percentile(t, 50):.1f} | {np.percentile(t, 99):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
