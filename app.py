@@ -25,7 +25,7 @@ log = logging.getLogger("app")
 HERE = Path(__file__).resolve().parent
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.png")) + sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
 CANVAS = (560, 560)  # sketchpad size in px; the drawing is reframed to 28x28 whatever its size
-STROKE_COLOR, BACKGROUND_COLOR, STROKE_RADIUS = "#000000", "#ffffff", 18  # defaults; radius in canvas px
+STROKE_COLOR, BACKGROUND_COLOR, STROKE_WIDTH = "#000000", "#ffffff", 36  # defaults; width in canvas px
 VIEW_SIDE = 140  # the 28x28 model's view is shown enlarged 5x, nearest-neighbour
 BLANK = "Draw a digit in the box: the prediction updates as you draw."
 MAX_FILE_SIZE = "20mb"
@@ -91,8 +91,13 @@ def solid(color: str) -> np.ndarray:
     return np.asarray(Image.new("RGBA", CANVAS, color), dtype=np.uint8)
 
 
-def restyle_brush(color: str, radius: float) -> gr.Sketchpad:
-    return gr.Sketchpad(brush=gr.Brush(colors=[color], default_color=color, default_size=int(radius), color_mode="fixed"))
+def pen(color: str, width: float) -> gr.Brush:
+    """Gradio's brush takes a radius; people think in stroke width."""
+    return gr.Brush(colors=[color], default_color=color, default_size=max(1, round(width / 2)), color_mode="fixed")
+
+
+def restyle_brush(color: str, width: float) -> gr.Sketchpad:
+    return gr.Sketchpad(brush=pen(color, width))
 
 
 def repaint_background(color: str, editor: dict | None) -> dict:
@@ -130,14 +135,14 @@ with gr.Blocks(title="Handwritten digit recognizer") as demo:
                     with gr.Row():
                         stroke_color = gr.ColorPicker(STROKE_COLOR, label="Stroke colour", elem_id="stroke-color")
                         background_color = gr.ColorPicker(BACKGROUND_COLOR, label="Background colour", elem_id="background-color")
-                        stroke_width = gr.Slider(2, 60, value=STROKE_RADIUS, step=1, label="Stroke width", elem_id="stroke-width")
+                        stroke_width = gr.Slider(4, 120, value=STROKE_WIDTH, step=2, label="Stroke width (px)", elem_id="stroke-width")
                     sketchpad = gr.Sketchpad(
                         canvas_size=CANVAS,
                         height=CANVAS[1] + 100,
                         fixed_canvas=True,
                         type="numpy",
                         image_mode="RGBA",
-                        brush=gr.Brush(colors=[STROKE_COLOR], default_color=STROKE_COLOR, default_size=STROKE_RADIUS, color_mode="fixed"),
+                        brush=pen(STROKE_COLOR, STROKE_WIDTH),
                         layers=False,
                         transforms=(),
                         label="Draw a digit",
