@@ -109,8 +109,10 @@ def ink_map(img: Image.Image) -> np.ndarray:
     dist = np.linalg.norm(rgb - _background(rgb), axis=2) / np.sqrt(3)
     if dist.max() < MIN_CONTRAST:
         return np.zeros(dist.shape, np.float32)
-    noise = np.median(dist) + 6 * 1.4826 * np.median(np.abs(dist - np.median(dist)))
-    threshold = max(threshold_otsu(dist), noise, MIN_CONTRAST / 2)
+    otsu = threshold_otsu(dist)
+    background = dist[dist <= otsu]
+    noise = np.median(background) + 6 * 1.4826 * np.median(np.abs(background - np.median(background)))
+    threshold = max(otsu, noise, MIN_CONTRAST / 2)
     mask = _clean(dist > threshold)
     if not mask.any():
         return np.zeros(dist.shape, np.float32)
@@ -126,7 +128,7 @@ def _background(rgb: np.ndarray) -> np.ndarray:
     edge = np.concatenate([rgb[:ring].reshape(-1, 3), rgb[-ring:].reshape(-1, 3), rgb[:, :ring].reshape(-1, 3), rgb[:, -ring:].reshape(-1, 3)])
     colour = np.median(edge, axis=0)
     near = np.linalg.norm(rgb - colour, axis=2) < MIN_CONTRAST * np.sqrt(3) / 2
-    if np.median(np.abs(edge - colour)) < 0.02 and near.mean() > 0.5:
+    if np.median(np.abs(edge - colour)) < 0.02 and near.mean() > 0.25:
         return colour  # a canvas or a clean scan: one background colour
     return _lighting_field(rgb)
 
@@ -234,8 +236,8 @@ def _normalise_stroke(crop: np.ndarray) -> np.ndarray:
     if 0 < ratio < 0.5 * MNIST_STROKE:
         radius = (0.75 * MNIST_STROKE - ratio) * STROKE_SIDE / 2
         big = ndi.grey_dilation(big, footprint=_disk(radius))
-    elif ratio > 2 * MNIST_STROKE:
-        radius = (ratio - 1.5 * MNIST_STROKE) * STROKE_SIDE / 2
+    elif ratio > 1.5 * MNIST_STROKE:
+        radius = (ratio - 1.1 * MNIST_STROKE) * STROKE_SIDE / 2
         thinner = ndi.grey_erosion(big, footprint=_disk(radius))
         if (thinner > 0.5).sum() > 0.2 * (big > 0.5).sum():
             big = thinner
