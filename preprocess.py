@@ -37,6 +37,7 @@ WORK_SIDE = 384  # images are shrunk so their longer side is at most this before
 STROKE_SIDE = 80  # the crop is studied at this size when its stroke width is normalised, px
 MIN_CONTRAST = 0.12  # ink must differ from the background by this much (RGB distance / sqrt 3)
 MIN_SPECK = 0.02  # ink blobs smaller than this share of the largest blob are noise
+EDGE_BAND, EDGE_BAND_FILL = 0.12, 0.85  # outer share of each side searched for bands; ink share that makes one
 LIGHT_DEGREE = 2  # degree of the polynomial that models light falling across a photographed page
 
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
@@ -113,7 +114,7 @@ def ink_map(img: Image.Image) -> np.ndarray:
     background = dist[dist <= otsu]
     noise = np.median(background) + 6 * 1.4826 * np.median(np.abs(background - np.median(background)))
     threshold = max(otsu, noise, MIN_CONTRAST / 2)
-    mask = _clean(dist > threshold)
+    mask = _clean(_drop_edge_bands(dist > threshold))
     if not mask.any():
         return np.zeros(dist.shape, np.float32)
     full = np.percentile(dist[mask], 90)
@@ -154,6 +155,22 @@ def _lighting_field(rgb: np.ndarray) -> np.ndarray:
         spread = 1.4826 * np.median(np.abs(residual - np.median(residual)))
         paper = residual < max(threshold_otsu(residual) if np.ptp(residual) > 0 else 0, np.median(residual) + 3 * spread)
     return (_poly_terms(h, w) @ coef).astype(np.float32)
+
+
+def _drop_edge_bands(mask: np.ndarray) -> np.ndarray:
+    """Rows and columns near the edge that are ink almost end to end are the table or the page's
+    shadow at the edge of a photo, not a stroke: clear them, even where a digit touches them."""
+    mask = mask.copy()
+    for axis in (0, 1):
+        n = mask.shape[axis]
+        full = mask.mean(axis=1 - axis) > EDGE_BAND_FILL
+        edge = np.zeros(n, bool)
+        edge[: int(n * EDGE_BAND)] = edge[n - int(n * EDGE_BAND) :] = True
+        if axis == 0:
+            mask[full & edge, :] = False
+        else:
+            mask[:, full & edge] = False
+    return mask
 
 
 def _clean(mask: np.ndarray) -> np.ndarray:

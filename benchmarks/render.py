@@ -85,7 +85,7 @@ def photo(digit: np.ndarray, rng: np.random.Generator, side: int | None = None) 
     w = side or int(rng.choice([480, 640, 1024]))
     h = int(w * rng.uniform(0.75, 1.0))
     size = int(min(h, w) * rng.uniform(0.35, 0.7) / 0.71)
-    ink = _pen(digit, size, rng.uniform(-0.3, 0.8))
+    ink = _pen(digit, size, rng.uniform(-0.3, 0.4))  # a ballpoint to a felt-tip
     ink = ndi.rotate(ink, rng.uniform(-8, 8), reshape=False, order=1)
     layer = np.zeros((h, w), np.float32)
     _paste(layer, ink, int(rng.integers(0, max(1, h - size))), int(rng.integers(0, max(1, w - size))))
