@@ -38,6 +38,7 @@ STROKE_SIDE = 80  # the crop is studied at this size when its stroke width is no
 MIN_CONTRAST = 0.12  # ink must differ from the background by this much (RGB distance / sqrt 3)
 MIN_SPECK = 0.02  # ink blobs smaller than this share of the largest blob are noise
 EDGE_BAND, EDGE_BAND_FILL = 0.12, 0.85  # outer share of each side searched for bands; ink share that makes one
+EDGE_GAP = 2  # rows of paper allowed between a band and the blurred line along its inner edge
 LIGHT_DEGREE = 2  # degree of the polynomial that models light falling across a photographed page
 
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
@@ -158,18 +159,29 @@ def _lighting_field(rgb: np.ndarray) -> np.ndarray:
 
 
 def _drop_edge_bands(mask: np.ndarray) -> np.ndarray:
-    """Rows and columns near the edge that are ink almost end to end are the table or the page's
-    shadow at the edge of a photo, not a stroke: clear them, even where a digit touches them."""
+    """Rows and columns that are ink almost end to end, running in from the image's edge, are the
+    table or the page's shadow at the edge of a photo, not a stroke: clear them, with the blurred
+    line where the band meets the paper, even where a digit touches them."""
     mask = mask.copy()
     for axis in (0, 1):
-        n = mask.shape[axis]
-        full = mask.mean(axis=1 - axis) > EDGE_BAND_FILL
-        edge = np.zeros(n, bool)
-        edge[: int(n * EDGE_BAND)] = edge[n - int(n * EDGE_BAND) :] = True
-        if axis == 0:
-            mask[full & edge, :] = False
-        else:
-            mask[:, full & edge] = False
+        fill = mask.mean(axis=1 - axis)
+        n = len(fill)
+        for lines in (np.arange(int(n * EDGE_BAND)), n - 1 - np.arange(int(n * EDGE_BAND))):
+            band = [i for i in lines if fill[i] > EDGE_BAND_FILL]
+            if not band or abs(band[0] - lines[0]) > EDGE_GAP:
+                continue
+            last, gap = band[0], 0
+            for i in lines[abs(band[0] - lines[0]) :]:
+                gap = 0 if fill[i] > EDGE_BAND_FILL / 2 else gap + 1
+                if gap > EDGE_GAP:
+                    break
+                if gap == 0:
+                    last = i
+            cleared = slice(min(lines[0], last), max(lines[0], last) + 1)
+            if axis == 0:
+                mask[cleared, :] = False
+            else:
+                mask[:, cleared] = False
     return mask
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 import render
+from conftest import ROOT
 from preprocess import MNIST_BOX, MNIST_CENTRE, WORK_SIDE, ImageError, load_image, to_mnist
 
 
@@ -149,3 +150,10 @@ def test_truncated_png_gets_a_clear_error(tmp_path, mnist):
     (tmp_path / "cut.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     with pytest.raises(ImageError):
         load_image(tmp_path / "cut.png")
+
+
+@pytest.mark.parametrize("label", ["1", "4", "5"])
+def test_the_table_at_a_photo_edge_is_not_read_as_ink(recognizer, label):
+    """Renders (benchmarks/render.py) where a dark table edge and its blurred inner line once
+    became a bar across the digit and misled the network."""
+    assert top(recognizer.classify(ROOT / "tests" / "data" / f"photo_table_edge_{label}.jpg")) == label
