@@ -1,9 +1,11 @@
-"""The handwritten-digit recognizer as a Gradio app: draw or upload a digit, see all ten probabilities.
+"""The handwritten-digit recognizer as a Gradio app: draw or upload a digit, see all ten
+probabilities; or write a whole number and see it read digit by digit.
 
     python app.py                 # http://127.0.0.1:7860 (honours GRADIO_SERVER_PORT / GRADIO_SERVER_NAME)
     python app.py --share         # also asks Gradio for a public share link (or GRADIO_SHARE=1)
 
-API: `Client(url).predict(handle_file("seven.png"), api_name="/predict")` returns the Label value.
+API: `Client(url).predict(handle_file("seven.png"), api_name="/predict")` returns the Label value;
+`api_name="/read"` returns the number in an image as JSON (see Reading.to_dict).
 All the reading is done by model.Recognizer; this file only lays out the UI and wires events.
 """
 
@@ -25,15 +27,18 @@ log = logging.getLogger("app")
 HERE = Path(__file__).resolve().parent
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.png")) + sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
 CANVAS = (560, 560)  # sketchpad size in px; the drawing is reframed to 28x28 whatever its size
+NUMBER_CANVAS = (1200, 400)  # the Number tab's wide sketchpad, px: room for six digits
 STROKE_COLOR, BACKGROUND_COLOR, STROKE_WIDTH = "#000000", "#ffffff", 36  # defaults; width in canvas px
 VIEW_SIDE = 140  # the 28x28 model's view is shown enlarged 5x, nearest-neighbour
 BLANK = "Draw a digit in the box: the prediction updates as you draw."
+NUMBER_BLANK = "Write a number in the box, digits side by side: it is read as you write."
+DIGIT_VIEW_SIDE = 84  # each digit of a number is shown 3x, nearest-neighbour
 MAX_FILE_SIZE = "20mb"
 
 recognizer = Recognizer.load()
 
 
-def strokes(editor: dict | None) -> Image.Image | None:
+def flatten_layers(editor: dict | None) -> Image.Image | None:
     """The sketchpad's drawn layers, flattened onto a transparent canvas: ink is their alpha,
     so the stroke and background colours never matter. None when nothing is drawn."""
     layers = [layer for layer in (editor or {}).get("layers") or [] if layer is not None]
@@ -47,12 +52,14 @@ def strokes(editor: dict | None) -> Image.Image | None:
 
 def describe(prediction: Prediction) -> str:
     p = prediction.probabilities[prediction.label]
+    if not prediction.is_digit:
+        return f"This doesn't look like a digit. Best guess: {prediction.label} ({p:.0%})."
     return f"Looks like a {prediction.label} ({p:.0%})."
 
 
-def view(prediction: Prediction) -> np.ndarray:
+def view(prediction: Prediction, side: int = VIEW_SIDE) -> np.ndarray:
     frame = (prediction.frame * 255).astype(np.uint8)
-    return np.asarray(Image.fromarray(frame).resize((VIEW_SIDE, VIEW_SIDE), Image.Resampling.NEAREST))
+    return np.asarray(Image.fromarray(frame).resize((side, side), Image.Resampling.NEAREST))
 
 
 def status(text: str) -> str:
@@ -74,7 +81,28 @@ def show(image: object) -> tuple[dict | None, str, np.ndarray | None]:
 
 
 def read_sketch(editor: dict | None) -> tuple[dict | None, str, np.ndarray | None]:
-    return show(strokes(editor))
+    return show(flatten_layers(editor))
+
+
+def show_number(image: object) -> tuple[str, list[tuple[np.ndarray, str]]]:
+    """(sentence, each digit's view with its reading) for the Number tab."""
+    if image is None:
+        return status(NUMBER_BLANK), []
+    try:
+        reading = recognizer.read(image)
+    except NoDigitError:
+        return status(NUMBER_BLANK), []
+    except ImageError as e:
+        return status(str(e)), []
+    odd = sum(not d.is_digit for d in reading.digits)
+    note = f" ({odd} of the marks don't look like digits)" if odd else ""
+    gallery = [(view(d, DIGIT_VIEW_SIDE), f"{d.label} · {d.confidence:.0%}" + ("" if d.is_digit else " · not a digit?"))
+               for d in reading.digits]
+    return status(f"Reads: {reading.text}{note}"), gallery
+
+
+def read_number_sketch(editor: dict | None) -> tuple[str, list[tuple[np.ndarray, str]]]:
+    return show_number(flatten_layers(editor))
 
 
 def predict(image: str | None) -> dict[str, float]:
@@ -87,13 +115,30 @@ def predict(image: str | None) -> dict[str, float]:
         raise gr.Error(str(e)) from None
 
 
-def solid(color: str) -> np.ndarray:
-    return np.asarray(Image.new("RGBA", CANVAS, color), dtype=np.uint8)
+def read(image: str | None) -> dict:
+    """One image file in; the number it holds out: its text and, per digit left to right, the
+    box in the image, the ten probabilities and whether it looks like a digit at all."""
+    if image is None:
+        raise gr.Error("Send an image file.")
+    try:
+        return recognizer.read(image).to_dict()
+    except (NoDigitError, ImageError) as e:
+        raise gr.Error(str(e)) from None
+
+
+def solid(color: str, size: tuple[int, int] = CANVAS) -> np.ndarray:
+    return np.asarray(Image.new("RGBA", size, color), dtype=np.uint8)
 
 
 def pen(color: str, width: float) -> gr.Brush:
     """Gradio's brush takes a radius; people think in stroke width."""
     return gr.Brush(colors=[color], default_color=color, default_size=max(1, round(width / 2)), color_mode="fixed")
+
+
+def canvas(size: tuple[int, int], label: str, elem_id: str, height: int | None = None) -> gr.Sketchpad:
+    """A fixed-size sketchpad with one layer and the pen, returning RGBA so that ink is its alpha."""
+    return gr.Sketchpad(canvas_size=size, height=height, fixed_canvas=True, type="numpy", image_mode="RGBA",
+                        brush=pen(STROKE_COLOR, STROKE_WIDTH), layers=False, transforms=(), label=label, elem_id=elem_id)
 
 
 def restyle_brush(color: str, width: float) -> gr.Sketchpad:
@@ -105,21 +150,30 @@ def repaint_background(color: str, editor: dict | None) -> dict:
     return {"background": solid(color), "layers": (editor or {}).get("layers") or [solid("#00000000")], "composite": None}
 
 
-def blank_canvas(color: str) -> tuple[dict, None, str, None]:
+def empty(color: str, size: tuple[int, int]) -> dict:
     """An empty canvas in the chosen colour, with one transparent layer ready for the pen."""
-    return {"background": solid(color), "layers": [solid("#00000000")], "composite": None}, None, status(BLANK), None
+    return {"background": solid(color, size), "layers": [solid("#00000000", size)], "composite": None}
 
 
-# Gradio's sketchpad starts with no tool chosen; pick the brush so a first-time user can draw at once.
+def blank_canvas(color: str) -> tuple[dict, None, str, None]:
+    return empty(color, CANVAS), None, status(BLANK), None
+
+
+def blank_number_canvas() -> tuple[dict, str, list]:
+    return empty(BACKGROUND_COLOR, NUMBER_CANVAS), status(NUMBER_BLANK), []
+
+
+# Gradio's sketchpads start with no tool chosen; pick the brush so a first-time user can draw at once.
 SELECT_BRUSH = """
-() => {
-  const pick = () => {
-    const pad = document.querySelector('#sketchpad');
-    const brush = pad && pad.querySelector('button[aria-label="Brush"]');
+(ids) => {
+  const pick = (id) => {
+    const brush = document.querySelector(`#${id} button[aria-label="Brush"]`);
     if (brush) { brush.click(); return true; }
     return false;
   };
-  if (!pick()) { const t = setInterval(() => { if (pick()) clearInterval(t); }, 200); setTimeout(() => clearInterval(t), 10000); }
+  for (const id of ids) {
+    if (!pick(id)) { const t = setInterval(() => { if (pick(id)) clearInterval(t); }, 200); setTimeout(() => clearInterval(t), 10000); }
+  }
 }
 """
 
@@ -136,18 +190,7 @@ with gr.Blocks(title="Handwritten digit recognizer") as demo:
                         stroke_color = gr.ColorPicker(STROKE_COLOR, label="Stroke colour", elem_id="stroke-color")
                         background_color = gr.ColorPicker(BACKGROUND_COLOR, label="Background colour", elem_id="background-color")
                         stroke_width = gr.Slider(4, 120, value=STROKE_WIDTH, step=2, label="Stroke width (px)", elem_id="stroke-width")
-                    sketchpad = gr.Sketchpad(
-                        canvas_size=CANVAS,
-                        height=CANVAS[1] + 100,
-                        fixed_canvas=True,
-                        type="numpy",
-                        image_mode="RGBA",
-                        brush=pen(STROKE_COLOR, STROKE_WIDTH),
-                        layers=False,
-                        transforms=(),
-                        label="Draw a digit",
-                        elem_id="sketchpad",
-                    )
+                    sketchpad = canvas(CANVAS, "Draw a digit", "sketchpad", height=CANVAS[1] + 100)
                     clear = gr.Button("Clear", elem_id="clear")
                 with gr.Tab("Upload", id="upload-tab"):
                     upload = gr.Image(
@@ -155,6 +198,12 @@ with gr.Blocks(title="Handwritten digit recognizer") as demo:
                         label="A photo, scan or drawing of a digit", elem_id="upload",
                     )
                     gr.Examples(EXAMPLES, inputs=upload, label="Examples: MNIST digits and a photo")
+                with gr.Tab("Number", id="number-tab") as number_tab:
+                    number_pad = canvas(NUMBER_CANVAS, "Write a number", "number-sketchpad")
+                    clear_number = gr.Button("Clear", elem_id="clear-number")
+                    number_text = gr.HTML(status(NUMBER_BLANK), elem_id="number-text")
+                    number_digits = gr.Gallery(label="Each digit as the model saw it", columns=6, height=DIGIT_VIEW_SIDE + 80,
+                                               object_fit="contain", elem_id="number-digits")
         with gr.Column(scale=2):
             prediction = gr.Label(num_top_classes=10, label="Prediction", elem_id="prediction")
             sentence = gr.HTML(status(BLANK), elem_id="verdict")
@@ -164,15 +213,22 @@ with gr.Blocks(title="Handwritten digit recognizer") as demo:
                      trigger_mode="always_last", show_progress="hidden", api_visibility="private")
     upload.change(show, upload, [prediction, sentence, model_view],
                   show_progress="hidden", api_visibility="private")
+    number_pad.change(read_number_sketch, number_pad, [number_text, number_digits],
+                      trigger_mode="always_last", show_progress="hidden", api_visibility="private")
     stroke_color.change(restyle_brush, [stroke_color, stroke_width], sketchpad, api_visibility="private")
     stroke_width.change(restyle_brush, [stroke_color, stroke_width], sketchpad, api_visibility="private")
     background_color.change(repaint_background, [background_color, sketchpad], sketchpad, api_visibility="private")
     clear.click(blank_canvas, background_color, [sketchpad, prediction, sentence, model_view], api_visibility="private")
+    clear_number.click(blank_number_canvas, None, [number_pad, number_text, number_digits], api_visibility="private")
 
     api_image = gr.File(type="filepath", visible=False)  # a file, so that our bounded decoder reads it
     api_label = gr.Label(num_top_classes=10, visible=False)
     api_image.change(predict, api_image, api_label, api_name="predict")
-    demo.load(None, js=SELECT_BRUSH)
+    api_number_image = gr.File(type="filepath", visible=False)
+    api_reading = gr.JSON(visible=False)
+    api_number_image.change(read, api_number_image, api_reading, api_name="read")
+    demo.load(None, js=f"() => ({SELECT_BRUSH})(['sketchpad', 'number-sketchpad'])")
+    number_tab.select(None, js=f"() => ({SELECT_BRUSH})(['number-sketchpad'])")  # a hidden tab's pad gets its tools when shown
 
 demo.queue(default_concurrency_limit=2, max_size=64)
 

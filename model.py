@@ -3,6 +3,7 @@
     from model import Recognizer
     r = Recognizer.load()              # Hub if MODEL_REPO is set, else the bundled weights
     r.classify("seven.png")            # {"0": 0.0001, ..., "7": 0.998, ...}
+    r.read("zip_code.png").text        # "90210": a number, digit by digit
 
 Every caller (the app, the API, the benchmarks, the tests) goes through `Recognizer`, so an
 image always takes the same path: bounded decode -> ink -> MNIST framing (preprocess.py) ->
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 CLASSES = tuple(str(d) for d in range(10))
 WEIGHTS_FILENAME = "model_weights.pth"
 BUNDLED_WEIGHTS = Path(__file__).resolve().with_name(WEIGHTS_FILENAME)
+DIGIT_COST = 0.2  # nats each digit of a number costs, so that a 0 with a break reads as one 0, not two 1s
+NOT_DIGIT_COST = 1.0  # nats added when a piece of a number does not look like a digit at all
 HUB_TIMEOUT_S = 5.0  # a hung Hub costs at most this; with ~7 s of imports the app still answers within 15 s
 
 
@@ -41,8 +44,9 @@ class Net(nn.Module):
     "learned pooling", then a 4x4 conv to one 128-vector. About 0.33M parameters; one forward
     pass of a 28x28 digit costs ~15M multiply-adds, so a 2-core CPU trains it in minutes.
 
-    `temperature` is a buffer so that the calibration fitted by train.py travels inside the
-    state_dict and is checked by strict loading like every other weight.
+    `temperature` and `digit_threshold` are buffers so that the calibration and the not-a-digit
+    threshold fitted by train.py travel inside the state_dict and are checked by strict loading
+    like every other weight.
     """
 
     def __init__(self, dropout: float = 0.4):
@@ -54,15 +58,37 @@ class Net(nn.Module):
         )
         self.classifier = nn.Linear(128, len(CLASSES))
         self.register_buffer("temperature", torch.ones(()))
+        self.register_buffer("digit_threshold", torch.tensor(float("-inf")))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw logits; divide by `temperature` before the softmax for calibrated probabilities."""
         return self.classifier(self.features(x))
 
+    def digit_score(self, logits: torch.Tensor) -> torch.Tensor:
+        """How much an input looks like any digit at all: the negative free energy,
+        logsumexp(logits / T) (Liu et al. 2020). Below `digit_threshold` it is probably not a digit."""
+        return torch.logsumexp(logits / self.temperature, dim=1)
+
 
 def normalize(ink: torch.Tensor) -> torch.Tensor:
     """(N, 1, 28, 28) ink in [0, 1] -> the standardised, channels_last batch the network expects."""
     return ((ink - preprocess.MNIST_MEAN) / preprocess.MNIST_STD).contiguous(memory_format=torch.channels_last)
+
+
+TTA_VIEWS = ((0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 6), (0, 0, -6))  # (dx px, dy px, degrees)
+
+
+def tta_views(ink: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 28, 28) ink -> (V*N, 1, 28, 28): each digit as drawn, shifted a pixel each way and
+    tilted 6 degrees each way, for test-time augmentation."""
+    views = []
+    for dx, dy, degrees in TTA_VIEWS:
+        a = torch.deg2rad(torch.tensor(float(degrees)))
+        half = preprocess.MNIST_SIZE / 2
+        theta = torch.tensor([[a.cos(), -a.sin(), -dx / half], [a.sin(), a.cos(), -dy / half]]).expand(len(ink), 2, 3)
+        grid = torch.nn.functional.affine_grid(theta, list(ink.shape), align_corners=False)
+        views.append(torch.nn.functional.grid_sample(ink, grid, align_corners=False))
+    return torch.cat(views)
 
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -87,7 +113,8 @@ def load_network(path: str | os.PathLike) -> Net:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise WeightsError(f"{Path(path).name}: does not fit this network ({e})") from e
-    if not all(torch.isfinite(t).all() for t in net.state_dict().values() if t.is_floating_point()):
+    weights = [t for name, t in net.state_dict().items() if t.is_floating_point() and name != "digit_threshold"]
+    if not all(torch.isfinite(t).all() for t in weights) or net.digit_threshold.isnan():  # -inf: flag nothing
         raise WeightsError(f"{Path(path).name}: holds NaN or infinite values")
     if not net.temperature.item() > 0:
         raise WeightsError(f"{Path(path).name}: temperature must be positive")
@@ -124,18 +151,49 @@ class NoDigitError(ValueError):
 class Prediction:
     probabilities: dict[str, float]  # "0".."9" -> probability, summing to 1
     frame: np.ndarray  # the 28x28 input the network saw, ink = 1
+    digit_score: float  # Net.digit_score: higher looks more like a digit
+    is_digit: bool  # False when the score is under the threshold fitted on held-out digits
+
+    box: tuple[int, int, int, int] | None = None  # (left, top, right, bottom) in the upright input's px, for a digit of a number
 
     @property
     def label(self) -> str:
         return max(self.probabilities, key=self.probabilities.get)
 
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+
+@dataclass
+class Reading:
+    """A number read from one image: its digits, left to right."""
+
+    digits: list[Prediction]
+
+    @property
+    def text(self) -> str:
+        return "".join(d.label for d in self.digits)
+
+    def to_dict(self) -> dict:
+        """The JSON the /read endpoint returns."""
+        return {
+            "text": self.text,
+            "digits": [
+                {"label": d.label, "confidence": d.confidence, "box": list(d.box), "is_digit": d.is_digit,
+                 "digit_score": d.digit_score, "probabilities": d.probabilities}
+                for d in self.digits
+            ],
+        }
+
 
 class Recognizer:
     """Reads handwritten digits from images in any colours, sizes and positions."""
 
-    def __init__(self, net: Net, source: str = "bundled"):
+    def __init__(self, net: Net, source: str = "bundled", tta: bool = False):
         self.net = net.eval()
         self.source = source  # where the weights came from, for logs and the UI
+        self.tta = tta  # average the logits over TTA_VIEWS: see benchmarks/tta.py for what it buys
 
     @classmethod
     def load(
@@ -144,6 +202,7 @@ class Recognizer:
         revision: str | None = None,
         timeout: float = HUB_TIMEOUT_S,
         bundled: str | os.PathLike = BUNDLED_WEIGHTS,
+        tta: bool = False,
     ) -> "Recognizer":
         """Weights from the Hub repo `repo_id` (default: $MODEL_REPO) at `revision` (default:
         $MODEL_REVISION), falling back to the bundled file, with the reason logged, when the Hub is
@@ -155,16 +214,26 @@ class Recognizer:
                 path = _download_from_hub(repo_id, revision, timeout)
                 net = load_network(path)
                 log.info("loaded weights from the Hub: %s@%s", repo_id, revision or "main")
-                return cls(net, source=f"hub:{repo_id}@{revision or 'main'}")
+                return cls(net, source=f"hub:{repo_id}@{revision or 'main'}", tta=tta)
             except Exception as e:
                 log.warning("Hub weights %s unavailable (%s: %s); using the bundled weights", repo_id, type(e).__name__, e)
-        return cls(load_network(bundled), source="bundled")
+        return cls(load_network(bundled), source="bundled", tta=tta)
 
     @torch.inference_mode()
+    def read_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 28, 28) MNIST-framed ink -> (N, 10) calibrated probabilities and (N,) digit scores,
+        in one batched pass."""
+        if self.tta:
+            ink = torch.as_tensor(np.asarray(frames, dtype=np.float32)).unsqueeze(1)
+            logits = self.net(normalize(tta_views(ink))).reshape(len(TTA_VIEWS), len(frames), -1).mean(0)
+        else:
+            logits = self.net(to_tensor(frames))
+        probs = torch.softmax(logits / self.net.temperature, dim=1).double().numpy()
+        return probs, self.net.digit_score(logits).numpy()
+
     def probabilities(self, frames: np.ndarray) -> np.ndarray:
         """(N, 28, 28) MNIST-framed ink -> (N, 10) calibrated probabilities, in one batched pass."""
-        logits = self.net(to_tensor(frames))
-        return torch.softmax(logits / self.net.temperature, dim=1).double().numpy()
+        return self.read_frames(frames)[0]
 
     def predict_batch(self, images: Sequence[object]) -> list[Prediction]:
         frames = []
@@ -175,14 +244,19 @@ class Recognizer:
             frames.append(frame)
         if not frames:
             return []
-        probs = self.probabilities(np.stack(frames))
+        return self._predictions(frames)
+
+    def _predictions(self, frames: list[np.ndarray], boxes: Sequence | None = None) -> list[Prediction]:
+        probs, scores = self.read_frames(np.stack(frames))
+        threshold = self.net.digit_threshold.item()
         return [
-            Prediction({c: float(p) for c, p in zip(CLASSES, row / row.sum())}, frame)
-            for row, frame in zip(probs, frames)
+            Prediction({c: float(p) for c, p in zip(CLASSES, row / row.sum())}, frame, float(score), bool(score >= threshold), box)
+            for row, frame, score, box in zip(probs, frames, scores, boxes or [None] * len(frames))
         ]
 
     def predict(self, image: object) -> Prediction:
-        """The probabilities and the 28x28 view the network saw. Raises NoDigitError on a blank image."""
+        """The probabilities, the 28x28 view the network saw and whether it looks like a digit at all.
+        Raises NoDigitError on a blank image."""
         return self.predict_batch([image])[0]
 
     def classify(self, image: object) -> dict[str, float]:
@@ -192,3 +266,18 @@ class Recognizer:
     def classify_batch(self, images: Sequence[object]) -> list[dict[str, float]]:
         """`classify` for many images, sent through the network in one batched pass."""
         return [p.probabilities for p in self.predict_batch(images)]
+
+    def read(self, image: object) -> Reading:
+        """Every digit of a written number, left to right, each with its box in the input image.
+        Raises NoDigitError when the image holds no ink."""
+        img = preprocess.load_image(image)
+        parts = preprocess.split_digits(preprocess.ink_map(img, one_digit=False), self._digit_cost)
+        if not parts:
+            raise NoDigitError("No digits found: the image holds no ink. Write a number.")
+        boxes = [preprocess.source_box(p.box, img) for p in parts]
+        return Reading(self._predictions([preprocess.frame(p.ink) for p in parts], boxes))
+
+    def _digit_cost(self, frames: list[np.ndarray]) -> np.ndarray:
+        """How poorly each frame reads as one digit, for preprocess.split_digits."""
+        probs, scores = self.read_frames(np.stack(frames))
+        return -np.log(probs.max(axis=1)) + DIGIT_COST + NOT_DIGIT_COST * (scores < self.net.digit_threshold.item())

@@ -7,6 +7,7 @@ placed at the centre of a 28x28 field. A drawing or a photo is brought to that f
     ink_map(image)    0..1 ink wherever it differs from the background, in any colours
     frame(ink)        crop, normalise stroke width, scale to 20 px, centre by mass in 28x28
     to_mnist(src)     all three; None when there is no ink
+    split_digits(ink, cost)  a written number's ink -> one Part per digit, left to right
 
     python preprocess.py photo.jpg    # writes photo.mnist.png, the 28x28 view, beside it
 
@@ -19,7 +20,9 @@ from __future__ import annotations
 import io
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -40,6 +43,17 @@ MIN_SPECK = 0.02  # ink blobs smaller than this share of the largest blob are no
 EDGE_BAND, EDGE_BAND_FILL = 0.12, 0.85  # outer share of each side searched for bands; ink share that makes one
 EDGE_GAP = 2  # rows of paper allowed between a band and the blurred line along its inner edge
 LIGHT_DEGREE = 2  # degree of the polynomial that models light falling across a photographed page
+STROKE_INK = 0.5  # ink level that makes a pixel part of a stroke when a number is split into digits
+SAME_DIGIT_OVERLAP = 0.5  # strokes sharing this share of the narrower one's columns are one digit
+MIN_DIGIT_HEIGHT = 0.2  # strokes whose longer side is under this share of the tallest are dots and specks
+TOUCHING_ASPECT = 1.0  # a stroke wider than this times its height may be touching digits...
+CUT_TRIES = 5  # ...and is cut at up to this many places, kept if the halves read better than the whole
+MAX_JOIN = 3  # at most this many separate strokes make one digit
+JOIN_GAP = 0.04  # strokes further apart than this share of their height are separate digits
+JOIN_ASPECT = 1.2  # nor are strokes joined into something wider than this times its height
+HALO = 3  # px: faint ink this close to a stroke belongs to it; further out it is a smudge
+
+EXIF_ORIENTATION = 0x0112  # the tag whose values 5-8 turn the picture a quarter: width and height swap
 
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
@@ -50,7 +64,8 @@ class ImageError(ValueError):
 
 def load_image(src: object) -> Image.Image:
     """Decode `src` (path, bytes, file object, PIL image or numpy array) into an RGBA image whose
-    longer side is at most WORK_SIDE, upright according to its EXIF orientation."""
+    longer side is at most WORK_SIDE, upright according to its EXIF orientation. Its
+    info["source_size"] is the upright input's (width, height), for mapping boxes back."""
     if isinstance(src, Image.Image):
         img = src
     elif isinstance(src, np.ndarray):
@@ -62,6 +77,7 @@ def load_image(src: object) -> Image.Image:
             raise ImageError(f"No such image file: {Path(src).name}")
         try:
             img = Image.open(src)
+            source = img.size[::-1] if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else img.size
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise Image.DecompressionBombError(f"{img.width}x{img.height}")
             img.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG: decode at reduced size, much faster
@@ -73,12 +89,23 @@ def load_image(src: object) -> Image.Image:
             raise ImageError("This file is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF).") from e
     if img.width == 0 or img.height == 0:
         raise ImageError("The image is empty (0 pixels).")
+    if isinstance(src, (Image.Image, np.ndarray)):
+        source = img.size
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         img = _from_array(np.asarray(img, dtype=np.float32))
     img = img.convert("RGBA")
     if max(img.size) > WORK_SIDE:
         img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    img.info["source_size"] = source  # convert() made a copy: the caller's image is untouched
     return img
+
+
+def source_box(box: tuple[int, int, int, int], img: Image.Image) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) in `img`, as load_image returned it -> the same box in the
+    upright input's pixels."""
+    (width, height), (w, h) = img.info["source_size"], img.size
+    left, top, right, bottom = box
+    return (round(left * width / w), round(top * height / h), min(width, round(right * width / w)), min(height, round(bottom * height / h)))
 
 
 def _from_array(a: np.ndarray) -> Image.Image:
@@ -95,12 +122,13 @@ def _from_array(a: np.ndarray) -> Image.Image:
     return Image.fromarray(a)
 
 
-def ink_map(img: Image.Image) -> np.ndarray:
+def ink_map(img: Image.Image, one_digit: bool = True) -> np.ndarray:
     """(H, W) float32 in [0, 1]: how much each pixel is ink rather than background.
 
     Transparent layers are read by their alpha. Otherwise ink is the colour distance to the
     background: one colour when the image's edge is uniform (a canvas), else a smooth field that
-    follows uneven light across a photo. Specks and frame artefacts along the edge are dropped.
+    follows uneven light across a photo. Specks and frame artefacts along the edge are dropped,
+    and for `one_digit` also small marks far from the main stroke (in a number, those are digits).
     """
     a = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
     rgb, alpha = a[..., :3], a[..., 3:]
@@ -115,7 +143,7 @@ def ink_map(img: Image.Image) -> np.ndarray:
     background = dist[dist <= otsu]
     noise = np.median(background) + 6 * 1.4826 * np.median(np.abs(background - np.median(background)))
     threshold = max(otsu, noise, MIN_CONTRAST / 2)
-    mask = _clean(_drop_edge_bands(dist > threshold))
+    mask = _clean(_drop_edge_bands(dist > threshold), one_digit)
     if not mask.any():
         return np.zeros(dist.shape, np.float32)
     full = np.percentile(dist[mask], 90)
@@ -185,8 +213,9 @@ def _drop_edge_bands(mask: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _clean(mask: np.ndarray) -> np.ndarray:
-    """Drop specks and blobs that hug the image's edge (a photo's dark frame, a table, a shadow)."""
+def _clean(mask: np.ndarray, one_digit: bool = True) -> np.ndarray:
+    """Drop specks and blobs that hug the image's edge (a photo's dark frame, a table, a shadow),
+    and for `one_digit` small stray marks far from the main blob."""
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         return mask
@@ -207,7 +236,7 @@ def _clean(mask: np.ndarray) -> np.ndarray:
             if (blob & ~inner[box]).sum() > 0.4 * blob.sum():
                 keep[i] = False
     keep_ids = np.flatnonzero(keep) + 1
-    if len(keep_ids) > 1:
+    if one_digit and len(keep_ids) > 1:
         keep_ids = _drop_strays(labels, keep_ids, sizes)
     return np.isin(labels, keep_ids)
 
@@ -277,6 +306,156 @@ def _disk(radius: float) -> np.ndarray:
     r = max(1, int(round(radius)))
     y, x = np.ogrid[-r : r + 1, -r : r + 1]
     return x * x + y * y <= r * r + 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class Part:
+    """Some strokes of a written number: their ink, cropped to them, and where the crop sits."""
+
+    ink: np.ndarray
+    top: int
+    left: int
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) in the ink map's pixels."""
+        return self.left, self.top, self.left + self.ink.shape[1], self.top + self.ink.shape[0]
+
+
+def _part(ink: np.ndarray, top: int = 0, left: int = 0) -> Part | None:
+    """The ink cropped to its strokes, or None when there are none."""
+    box = ndi.find_objects((ink > 0).astype(np.int8))
+    if not box:
+        return None
+    rows, cols = box[0]
+    return Part(ink[rows, cols], top + rows.start, left + cols.start)
+
+
+def join(parts: Sequence[Part]) -> Part:
+    """Several parts as one: the strokes of one digit."""
+    left, top = min(p.left for p in parts), min(p.top for p in parts)
+    right, bottom = max(p.box[2] for p in parts), max(p.box[3] for p in parts)
+    ink = np.zeros((bottom - top, right - left), np.float32)
+    for p in parts:
+        window = ink[p.top - top : p.box[3] - top, p.left - left : p.box[2] - left]
+        np.maximum(window, p.ink, out=window)
+    return Part(ink, top, left)
+
+
+def strokes(ink: np.ndarray) -> list[Part]:
+    """A written number's ink map -> its separate strokes, left to right. Connected components
+    that share most of their columns are taken as one (a 5's hat, a 4 drawn in two strokes);
+    faint edge pixels go with the nearest stroke; dots and specks far smaller than the tallest
+    stroke are dropped first, so that they join no digit."""
+    labels, n = ndi.label(ink > STROKE_INK, structure=np.ones((3, 3)))
+    if n == 0:
+        return []
+    boxes = ndi.find_objects(labels)
+    tallest = max(b[0].stop - b[0].start for b in boxes)
+    ids = [i + 1 for i, (rows, cols) in enumerate(boxes)
+           if max(rows.stop - rows.start, cols.stop - cols.start) >= MIN_DIGIT_HEIGHT * tallest]
+    groups = [[i] for i in ids]
+    spans = [[boxes[i - 1][1].start, boxes[i - 1][1].stop, boxes[i - 1][0].start, boxes[i - 1][0].stop] for i in ids]
+    a = 0
+    while a < len(groups):
+        for b in range(a + 1, len(groups)):
+            (alo, ahi, atop, abot), (blo, bhi, btop, bbot) = spans[a], spans[b]
+            merged = [min(alo, blo), max(ahi, bhi), min(atop, btop), max(abot, bbot)]
+            overlap = min(ahi, bhi) - max(alo, blo)
+            # an underline or a form's box overlaps every digit: it joins none of them
+            if overlap >= SAME_DIGIT_OVERLAP * min(ahi - alo, bhi - blo) and merged[1] - merged[0] <= JOIN_ASPECT * (merged[3] - merged[2]):
+                groups[a] += groups.pop(b)
+                spans[a] = merged
+                spans.pop(b)
+                break
+        else:
+            a += 1
+            continue
+        a = 0  # a grown span may now overlap a group already passed
+    group_of = np.zeros(n + 1, np.int32)
+    for g, members in enumerate(groups):
+        group_of[members] = g + 1
+    near, (iy, ix) = ndi.distance_transform_edt(group_of[labels] == 0, return_distances=True, return_indices=True)
+    owner = np.where((ink > 0) & (near <= HALO), group_of[labels[iy, ix]], 0)
+    parts = [_part(np.where(owner[box] == g + 1, ink[box], 0), box[0].start, box[1].start)
+             for g, box in enumerate(ndi.find_objects(owner)) if box is not None]
+    return sorted((p for p in parts if p is not None), key=lambda p: p.left)
+
+
+def cuts(part: Part) -> list[tuple[Part, Part]]:
+    """Ways to cut touching digits apart: down the columns with least ink in the middle half."""
+    w = part.ink.shape[1]
+    profile = ndi.uniform_filter1d((part.ink > STROKE_INK).sum(axis=0).astype(np.float32), 3)
+    lo, hi = w // 4, w - w // 4
+    found: list[int] = []
+    for c in lo + np.argsort(profile[lo:hi], kind="stable"):
+        if all(abs(c - f) > max(2, w // 20) for f in found):
+            found.append(int(c))
+        if len(found) == CUT_TRIES:
+            break
+    pairs = []
+    for c in found:
+        left, right = _part(part.ink[:, :c], part.top, part.left), _part(part.ink[:, c:], part.top, part.left + c)
+        if left is not None and right is not None:
+            pairs.append((left, right))
+    return pairs
+
+
+def split_digits(ink: np.ndarray, cost: Callable[[list[np.ndarray]], np.ndarray]) -> list[Part]:
+    """A written number's ink map -> one Part per digit, left to right.
+
+    Segmentation by recognition: the strokes are grouped into digits in whichever way the
+    network reads best. `cost` takes MNIST frames and returns, per frame, how poor a digit it is
+    (the recognizer's -log p of its best class plus a fixed cost per digit, so that fewer,
+    confident digits win). A stroke wider than tall may be two touching digits: it is cut where
+    the halves read best, if they read better than the whole. Neighbouring strokes with no gap
+    between them (a 5's hat drawn apart, a 0 with a break) are joined when one digit reads better.
+    """
+    parts = strokes(ink)
+    if not parts:
+        return []
+    atoms: list[Part] = []
+    while parts:
+        p = parts.pop()
+        pairs = cuts(p) if p.ink.shape[1] > TOUCHING_ASPECT * p.ink.shape[0] else []
+        if pairs:
+            costs = _costs([p] + [half for pair in pairs for half in pair], cost)
+            split = costs[1::2] + costs[2::2]
+            if split.min() < costs[0]:
+                parts += pairs[int(np.argmin(split))]  # each half may still be touching digits
+                continue
+        atoms.append(p)
+    atoms.sort(key=lambda p: p.left)
+
+    runs = []  # (first, stop) ranges of atoms that could be one digit
+    for i in range(len(atoms)):
+        runs.append((i, i + 1))
+        for j in range(i + 1, min(i + MAX_JOIN, len(atoms))):
+            run = atoms[i : j + 1]
+            height = max(p.box[3] for p in run) - min(p.top for p in run)
+            width = max(p.box[2] for p in run) - run[0].left
+            if atoms[j].left - max(p.box[2] for p in run[:-1]) > JOIN_GAP * height or width > JOIN_ASPECT * height:
+                break
+            runs.append((i, j + 1))
+    costs = _costs([join(atoms[i:j]) for i, j in runs], cost)
+    best, back = [0.0] + [np.inf] * len(atoms), [0] * (len(atoms) + 1)
+    for (i, j), c in sorted(zip(runs, costs), key=lambda rc: rc[0][1]):
+        if best[i] + c < best[j]:
+            best[j], back[j] = best[i] + c, i
+    digits, j = [], len(atoms)
+    while j > 0:
+        digits.append(join(atoms[back[j] : j]))
+        j = back[j]
+    return digits[::-1]
+
+
+def _costs(parts: list[Part], cost: Callable[[list[np.ndarray]], np.ndarray]) -> np.ndarray:
+    frames = [frame(p.ink) for p in parts]
+    out = np.full(len(parts), np.inf)
+    readable = [k for k, f in enumerate(frames) if f is not None]
+    if readable:
+        out[readable] = cost([frames[k] for k in readable])
+    return out
 
 
 def to_mnist(src: object) -> np.ndarray | None:

@@ -1,6 +1,6 @@
 """Re-render MNIST digits the way real inputs look: drawn on a web canvas, or photographed on paper.
 
-Used by the robustness benchmark, the tests and the app's example images. Every function takes a
+Used by the robustness and number benchmarks, the tests and the app's example images. Every function takes a
 uint8 28x28 MNIST digit (white ink on black) and a numpy Generator, and returns a PIL image.
 
     python benchmarks/render.py      # writes a contact sheet of renders to /tmp/renders.png
@@ -16,6 +16,7 @@ from scipy import ndimage as ndi
 
 CANVAS_SIDES = (800, 400, 280)  # the sketchpad sizes people use, px
 DIGIT_SHARE = (0.25, 0.70)  # digit height as a share of the canvas side
+NUMBER_HEIGHT = (50, 160)  # px range of a number's digit height: a form field up to a wide canvas
 NAMED_SCHEMES = {  # (stroke, background); None = transparent
     "black on white": ((0, 0, 0), (255, 255, 255)),
     "white on dark mode": ((255, 255, 255), (51, 51, 51)),
@@ -46,20 +47,55 @@ def canvas(digit: np.ndarray, rng: np.random.Generator, scheme: str | None = Non
     side = side or int(rng.choice(CANVAS_SIDES))
     size = int(side * rng.uniform(*DIGIT_SHARE) / 0.71)  # MNIST's 20 px digit fills 71% of its 28 px frame
     ink = _pen(digit, size, rng.uniform(-0.4, 1.0))
-    if scheme is None:
-        if rng.random() < 0.5:
-            scheme = str(rng.choice(list(NAMED_SCHEMES)))
-            fg, bg = NAMED_SCHEMES[scheme]
-        else:
-            fg, bg = _contrasting_pair(rng)
-    else:
-        fg, bg = NAMED_SCHEMES[scheme]
+    fg, bg = _colours(rng, scheme)
     y0, x0 = rng.integers(-size // 10, side - size + size // 10 + 1, size=2)
     layer = np.zeros((side, side), np.float32)
     _paste(layer, ink, int(y0), int(x0))
+    return _paint(layer, fg, bg)
+
+
+def number(digits: list[np.ndarray], rng: np.random.Generator, scheme: str | None = None) -> Image.Image:
+    """A number written on a wide canvas: one pen and colour pair, each digit its own size
+    (+-25%), gaps of 5-60% of the digit height, and a baseline that drifts and jitters."""
+    base = int(rng.integers(*NUMBER_HEIGHT))
+    width_change = rng.uniform(-0.4, 0.8)
+    fg, bg = _colours(rng, scheme)
+    inks = []
+    for d in digits:
+        ink = _pen(d, int(base * rng.uniform(0.75, 1.25) / 0.71), width_change)
+        rows, cols = np.nonzero(ink > 0.05)
+        inks.append(ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
+    gaps = rng.uniform(0.05, 0.6, len(inks)) * base
+    slope = rng.uniform(-0.15, 0.15)  # baseline drift, px per px
+    margin = base // 2
+    width = int(sum(i.shape[1] for i in inks) + gaps[1:].sum()) + 2 * margin
+    height = int(2.5 * base + abs(slope) * width)
+    layer = np.zeros((height, width), np.float32)
+    x, y0 = margin, (height - base) / 2 - slope * width / 2
+    for k, ink in enumerate(inks):
+        x += int(gaps[k]) if k else 0
+        bottom = y0 + base + slope * x + rng.normal(0, 0.08) * base
+        _paste(layer, ink, int(bottom - ink.shape[0]), int(x))
+        x += ink.shape[1]
+    return _paint(layer, fg, bg)
+
+
+def _colours(rng: np.random.Generator, scheme: str | None) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """(stroke, background) of a named scheme, or half the time a named one and else a random
+    contrasting pair, sometimes on a transparent layer."""
+    if scheme is not None:
+        return NAMED_SCHEMES[scheme]
+    if rng.random() < 0.5:
+        return NAMED_SCHEMES[str(rng.choice(list(NAMED_SCHEMES)))]
+    return _contrasting_pair(rng)
+
+
+def _paint(layer: np.ndarray, fg: tuple[int, ...], bg: tuple[int, ...] | None) -> Image.Image:
+    """An ink layer in [0, 1] painted in `fg` over `bg`, or as alpha when `bg` is None."""
+    h, w = layer.shape
     fg = np.array(fg, np.float32)
     if bg is None:
-        rgba = np.dstack([np.broadcast_to(fg, (side, side, 3)), layer[..., None] * 255])
+        rgba = np.dstack([np.broadcast_to(fg, (h, w, 3)), layer[..., None] * 255])
         return Image.fromarray(rgba.astype(np.uint8), "RGBA")
     rgb = np.array(bg, np.float32) * (1 - layer[..., None]) + fg * layer[..., None]
     return Image.fromarray(rgb.astype(np.uint8), "RGB")

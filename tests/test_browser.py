@@ -25,6 +25,7 @@ DIGIT_SHARE = 0.5  # drawn digits span this share of the visible canvas
 SETTLE_S = 1.5  # the verdict must stay the same this long to count as the answer
 STROKE_PAUSE_S = 1.5  # under software WebGL the canvas is busy exporting for a moment after each stroke
 CLEAR_PAUSE_S = 2.0  # a new canvas value from the server replaces whatever is being drawn meanwhile
+VERDICTS = ("Looks like a", "This doesn't look like a digit")  # the verdicts that come with a prediction
 
 if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
     pytest.skip("needs Debian's chromium (apt-get install chromium); CI always runs these", allow_module_level=True)
@@ -53,16 +54,17 @@ def answer(page: Page, timeout_s: float = 60) -> str:
         text = verdict(page)
         if text != last:
             last, since = text, time.monotonic()
-        elif text.startswith("Looks like a") and time.monotonic() - since >= SETTLE_S:
+        elif text.startswith(VERDICTS) and time.monotonic() - since >= SETTLE_S:
             return page.inner_text("#prediction [data-testid=label-output-value]").strip()
         time.sleep(0.25)
     raise AssertionError(f"no settled prediction; the page says {last!r}")
 
 
-def draw(page: Page, digit: np.ndarray) -> None:
-    x, y, w, h = page.eval_on_selector("#sketchpad canvas", "e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }")
+def draw(page: Page, digit: np.ndarray, pad: str = "#sketchpad", where: float = 0.5) -> None:
+    """Draw `digit` across DIGIT_SHARE of the canvas's height, centred `where` of its width along."""
+    x, y, w, h = page.eval_on_selector(f"{pad} canvas", "e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }")
     side = DIGIT_SHARE * min(w, h)
-    left, top = x + (w - side) / 2, y + (h - side) / 2
+    left, top = x + where * w - side / 2, y + (h - side) / 2
     for stroke in trace(digit):
         px = [(left + sx / 28 * side, top + sy / 28 * side) for sx, sy in stroke]
         page.mouse.move(*px[0])
@@ -129,6 +131,25 @@ def share_of_colour(page: Page, colour: str) -> float:
     shot = np.asarray(Image.open(io.BytesIO(page.locator("#sketchpad canvas").first.screenshot())).convert("RGB"), float)
     target = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], float)
     return float((np.abs(shot - target).max(axis=2) < 24).mean())
+
+
+def test_a_written_number_is_read(page, mnist):
+    """Three MNIST test digits written side by side on the Number tab's wide canvas."""
+    page.get_by_role("tab", name="Number").click()
+    page.wait_for_selector("#number-sketchpad canvas", timeout=30_000)
+    page.click("#clear-number")
+    time.sleep(CLEAR_PAUSE_S)
+    images, labels = mnist
+    number = "408"
+    for k, d in enumerate(number):
+        draw(page, images[np.flatnonzero(labels == int(d))[2]], "#number-sketchpad", where=0.3 + 0.2 * k)
+    deadline, text = time.monotonic() + 60, ""
+    while time.monotonic() < deadline and f"Reads: {number}" not in text:
+        time.sleep(0.5)
+        text = page.inner_text("#number-text")
+    assert f"Reads: {number}" in text
+    assert page.locator("#number-digits img").count() == len(number)
+    page.get_by_role("tab", name="Draw").click()
 
 
 @pytest.mark.parametrize("name, label", [("mnist_7.png", "7"), ("photo_4.jpg", "4")])

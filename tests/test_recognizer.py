@@ -1,11 +1,13 @@
 """The public API: Recognizer.load / classify / classify_batch on real MNIST test digits."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from model import CLASSES, NoDigitError, Recognizer, WeightsError, load_network, Net
+from model import BUNDLED_WEIGHTS, CLASSES, TTA_VIEWS, NoDigitError, Recognizer, WeightsError, load_network, Net, tta_views
 
 
 def top(probs: dict[str, float]) -> int:
@@ -93,3 +95,42 @@ def test_pickled_code_in_weights_never_runs(tmp_path):
     with pytest.raises(WeightsError):
         load_network(tmp_path / "w.pth")
     assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def clothing() -> np.ndarray:
+    """50 Fashion-MNIST test images (Zalando, MIT licence), white on black like MNIST."""
+    return np.load(Path(__file__).parent / "data" / "fashion_test_50.npz")["images"]
+
+
+def test_digits_pass_the_not_a_digit_check(recognizer, mnist):
+    flagged = [not p.is_digit for p in recognizer.predict_batch(list(mnist[0]))]
+    assert np.mean(flagged) <= 0.02, f"{np.mean(flagged):.1%} of 500 MNIST test digits flagged as not digits"
+
+
+def test_clothing_is_flagged_as_not_a_digit_with_a_best_guess(recognizer, clothing):
+    predictions = recognizer.predict_batch(list(clothing))
+    assert np.mean([not p.is_digit for p in predictions]) >= 0.7
+    assert all(p.label in CLASSES and sum(p.probabilities.values()) == pytest.approx(1.0) for p in predictions)
+    assert all((p.digit_score >= recognizer.net.digit_threshold.item()) == p.is_digit for p in predictions)
+
+
+def test_tta_views_shift_and_tilt_the_digit(mnist):
+    ink = torch.from_numpy(mnist[0][:3] / 255.0).float().unsqueeze(1)
+    views = tta_views(ink).reshape(len(TTA_VIEWS), 3, 1, 28, 28)
+    for view, (dx, dy, degrees) in zip(views, TTA_VIEWS):
+        if (dx, dy, degrees) == (0, 0, 0):
+            assert torch.allclose(view, ink, atol=1e-5)
+        elif (dx, dy) == (1, 0):
+            assert torch.allclose(view[..., 1:], ink[..., :-1], atol=1e-5)
+        elif (dx, dy) == (0, 1):
+            assert torch.allclose(view[..., 1:, :], ink[..., :-1, :], atol=1e-5)
+        else:
+            assert not torch.allclose(view, ink, atol=1e-2)
+
+
+def test_tta_reads_digits_as_well(mnist):
+    r = Recognizer(load_network(BUNDLED_WEIGHTS), tta=True)
+    probs = r.classify_batch(list(mnist[0][:100]))
+    assert np.mean([top(p) == y for p, y in zip(probs, mnist[1][:100])]) >= 0.99
+    assert all(sum(p.values()) == pytest.approx(1.0, abs=1e-6) for p in probs)
