@@ -103,7 +103,12 @@ def read_drawings(page: Page, digits) -> list[tuple[int, str]]:
     for image, label in digits:
         clear(page)
         draw(page, image)
-        results.append((label, answer(page)))
+        try:
+            results.append((label, answer(page)))
+        except AssertionError:  # no answer at all: the canvas lost the strokes under load; draw it once more
+            clear(page)
+            draw(page, image)
+            results.append((label, answer(page)))
     return results
 
 
