@@ -5,15 +5,18 @@ probabilities; or write a whole number and see it read digit by digit.
     python app.py --share         # also asks Gradio for a public share link (or GRADIO_SHARE=1)
 
 API: `Client(url).predict(handle_file("seven.png"), api_name="/predict")` returns the Label value;
-`api_name="/read"` returns the number in an image as JSON (see Reading.to_dict).
+`api_name="/read"` returns the number in an image as JSON (see Reading.to_dict);
+`api_name="/predict_batch"` takes a list of files and returns a table and the same table as CSV.
 All the reading is done by model.Recognizer; this file only lays out the UI and wires events.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -126,6 +129,32 @@ def read(image: str | None) -> dict:
         raise gr.Error(str(e)) from None
 
 
+BATCH_COLUMNS = ["file", "digit", "confidence", "is_digit", "message"]
+MAX_BATCH = 64  # images per /predict_batch call: one batched pass, a bounded request
+
+
+def predict_batch(files: list[str] | None) -> tuple[list[list], str | None]:
+    """Several image files in; a table out, one row per file in the order sent (file name, best
+    digit, its probability, whether it looks like a digit, and why a file could not be read),
+    and the same table as a CSV file to download."""
+    files = files or []
+    if len(files) > MAX_BATCH:
+        raise gr.Error(f"Send at most {MAX_BATCH} images at a time.")
+    rows = []
+    for path, result in zip(files, recognizer.predict_each(files)):
+        name = Path(path).name
+        if isinstance(result, Prediction):
+            rows.append([name, result.label, round(result.confidence, 4), result.is_digit, ""])
+        else:
+            rows.append([name, "", None, False, str(result)])
+    if not rows:
+        return [], None
+    out = Path(tempfile.mkdtemp()) / "digits.csv"
+    with open(out, "w", newline="") as f:
+        csv.writer(f).writerows([BATCH_COLUMNS, *rows])
+    return rows, str(out)
+
+
 def solid(color: str, size: tuple[int, int] = CANVAS) -> np.ndarray:
     return np.asarray(Image.new("RGBA", size, color), dtype=np.uint8)
 
@@ -198,6 +227,11 @@ with gr.Blocks(title="Handwritten digit recognizer") as demo:
                         label="A photo, scan or drawing of a digit", elem_id="upload",
                     )
                     gr.Examples(EXAMPLES, inputs=upload, label="Examples: MNIST digits and a photo")
+                with gr.Tab("Batch", id="batch-tab"):
+                    batch_files = gr.File(file_count="multiple", file_types=["image"], type="filepath",
+                                          label=f"Up to {MAX_BATCH} images", elem_id="batch-files")
+                    batch_table = gr.Dataframe(headers=BATCH_COLUMNS, interactive=False, label="Results", elem_id="batch-table")
+                    batch_csv = gr.File(label="Download the results (CSV)", interactive=False, elem_id="batch-csv")
                 with gr.Tab("Number", id="number-tab") as number_tab:
                     number_pad = canvas(NUMBER_CANVAS, "Write a number", "number-sketchpad")
                     clear_number = gr.Button("Clear", elem_id="clear-number")
@@ -220,6 +254,8 @@ with gr.Blocks(title="Handwritten digit recognizer") as demo:
     background_color.change(repaint_background, [background_color, sketchpad], sketchpad, api_visibility="private")
     clear.click(blank_canvas, background_color, [sketchpad, prediction, sentence, model_view], api_visibility="private")
     clear_number.click(blank_number_canvas, None, [number_pad, number_text, number_digits], api_visibility="private")
+
+    batch_files.change(predict_batch, batch_files, [batch_table, batch_csv], api_name="predict_batch")
 
     api_image = gr.File(type="filepath", visible=False)  # a file, so that our bounded decoder reads it
     api_label = gr.Label(num_top_classes=10, visible=False)

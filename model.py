@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 import preprocess
+from preprocess import ImageError
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,22 @@ class Recognizer:
         if not frames:
             return []
         return self._predictions(frames)
+
+    def predict_each(self, images: Sequence[object]) -> list[Prediction | ImageError | NoDigitError]:
+        """`predict` for many images in one batched pass; an image that can't be read gets its
+        error in its place, so one bad file does not fail the rest."""
+        results: list[Prediction | ImageError | NoDigitError] = []
+        for image in images:
+            try:
+                frame = preprocess.to_mnist(image)
+                results.append(frame if frame is not None else NoDigitError("No digit found: the image holds no ink."))
+            except ImageError as e:
+                results.append(e)
+        readable = [k for k, r in enumerate(results) if isinstance(r, np.ndarray)]
+        if readable:
+            for k, prediction in zip(readable, self._predictions([results[k] for k in readable])):
+                results[k] = prediction
+        return results
 
     def _predictions(self, frames: list[np.ndarray], boxes: Sequence | None = None) -> list[Prediction]:
         probs, scores = self.read_frames(np.stack(frames))

@@ -39,8 +39,28 @@ def test_predict_endpoint_explains_a_file_that_is_not_an_image(client, tmp_path)
         client.predict(handle_file(str(fake)), api_name="/predict")
 
 
-def test_only_predict_and_read_are_public(client):
-    assert sorted(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/predict", "/read"]
+def test_only_the_documented_endpoints_are_public(client):
+    assert sorted(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/predict", "/predict_batch", "/read"]
+
+
+def test_predict_batch_returns_a_row_per_file_in_order_and_a_csv(client, digit_png, tmp_path):
+    """A blank image and a text file get their reason in their row; they don't fail the batch."""
+    import csv
+
+    seven, label = digit_png(0)
+    blank, fake = tmp_path / "blank.png", tmp_path / "fake.png"
+    Image.new("RGB", (200, 200), "white").save(blank)
+    fake.write_text("not a picture")
+    table, csv_path = client.predict([handle_file(str(p)) for p in (seven, blank, fake)], api_name="/predict_batch")
+    assert table["headers"] == ["file", "digit", "confidence", "is_digit", "message"]
+    rows = table["data"]
+    assert [r[0] for r in rows] == [seven.name, "blank.png", "fake.png"]
+    assert rows[0][1] == str(label) and rows[0][2] > 0.9 and rows[0][3] is True and rows[0][4] == ""
+    assert rows[1][1] == "" and "no ink" in rows[1][4]
+    assert rows[2][1] == "" and "not an image" in rows[2][4]
+    with open(csv_path, newline="") as f:
+        saved = list(csv.reader(f))
+    assert saved[0] == table["headers"] and [r[:2] for r in saved[1:]] == [[r[0], r[1]] for r in rows]
 
 
 def test_read_endpoint_returns_the_number_as_json(client, mnist, tmp_path):

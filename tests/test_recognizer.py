@@ -84,7 +84,10 @@ def test_weights_with_nan_are_refused(tmp_path):
         load_network(tmp_path / "w.pth")
 
 
-def test_pickled_code_in_weights_never_runs(tmp_path):
+@pytest.mark.parametrize("force_full_pickle", ["", "1"], ids=["default", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1"])
+def test_pickled_code_in_weights_never_runs(tmp_path, monkeypatch, force_full_pickle):
+    """The environment variable that turns torch.load back into full pickle must not reach our loading."""
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", force_full_pickle)
     marker = tmp_path / "pwned"
 
     class Payload:

@@ -1,0 +1,107 @@
+"""Load test: many gradio_client users calling /predict at once for a while, against `python app.py`.
+
+    python benchmarks/load.py                        # starts the app, 50 clients for 60 s
+    python benchmarks/load.py --url http://127.0.0.1:7860/ --clients 80 --seconds 30
+
+Every request ends one of three ways: answered (and checked against the digit's label), refused
+with the queue's "full, try again" answer, or lost (any other error or no answer). A healthy app
+loses none, and answers a request correctly after the load as it did before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client.utils import QueueError  # noqa: E402
+
+
+def digit_files(folder: Path, count: int = 10) -> list[tuple[str, str]]:
+    """`count` MNIST test digits from the test fixtures as 280 px black-on-white PNGs, with their labels."""
+    data = np.load(ROOT / "tests" / "data" / "mnist_test_500.npz")
+    files = []
+    for k in range(count):
+        path = folder / f"digit_{k}.png"
+        Image.fromarray(255 - data["images"][k]).resize((280, 280), Image.Resampling.BICUBIC).save(path)
+        files.append((str(path), str(data["labels"][k])))
+    return files
+
+
+def user(url: str, files: list[tuple[str, str]], until: float, outcomes: Counter, latencies: list, lock: threading.Lock) -> None:
+    client = Client(url, verbose=False)
+    k = 0
+    while time.monotonic() < until:
+        path, label = files[k % len(files)]
+        k += 1
+        start = time.monotonic()
+        try:
+            got = client.predict(handle_file(path), api_name="/predict")["label"]
+            outcome = "answered right" if got == label else "answered wrong"
+        except QueueError:
+            outcome = "refused: queue full"
+        except AppError as e:
+            outcome = f"lost: {e}"[:80]
+        except Exception as e:  # noqa: BLE001 - a load test counts every other failure as lost
+            outcome = f"lost: {type(e).__name__}"
+        with lock:
+            outcomes[outcome] += 1
+            latencies.append(time.monotonic() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="", help="a running app; empty starts `python app.py` (default: empty)")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent users (default: 50)")
+    parser.add_argument("--seconds", type=float, default=60, help="how long they keep calling (default: 60)")
+    args = parser.parse_args()
+
+    proc = None
+    if not args.url:
+        from conftest import start_app, stop_app
+
+        proc, args.url = start_app()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            files = digit_files(Path(tmp))
+            healthy_before = Client(args.url, verbose=False).predict(handle_file(files[0][0]), api_name="/predict")["label"] == files[0][1]
+            outcomes: Counter = Counter()
+            latencies: list[float] = []
+            lock = threading.Lock()
+            until = time.monotonic() + args.seconds
+            users = [threading.Thread(target=user, args=(args.url, files, until, outcomes, latencies, lock)) for _ in range(args.clients)]
+            for t in users:
+                t.start()
+            for t in users:
+                t.join()
+            healthy_after = Client(args.url, verbose=False).predict(handle_file(files[1][0]), api_name="/predict")["label"] == files[1][1]
+    finally:
+        if proc:
+            stop_app(proc)
+    total = sum(outcomes.values())
+    lat = np.array(latencies) * 1000
+    print(f"{args.clients} clients for {args.seconds:.0f} s: {total} requests, {total / args.seconds:.1f}/s")
+    print("| outcome | requests |\n|---|---:|")
+    for outcome, n in sorted(outcomes.items()):
+        print(f"| {outcome} | {n} |")
+    print(f"| latency p50 / p99 ms | {np.percentile(lat, 50):.0f} / {np.percentile(lat, 99):.0f} |")
+    print(f"| healthy before / after | {healthy_before} / {healthy_after} |")
+    lost = sum(n for o, n in outcomes.items() if not o.startswith(("answered right", "refused")))
+    sys.exit(0 if lost == 0 and healthy_after else 1)
+
+
+if __name__ == "__main__":
+    main()
