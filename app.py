@@ -29,7 +29,8 @@ from preprocess import ImageError
 log = logging.getLogger("app")
 HERE = Path(__file__).resolve().parent
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.png")) + sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
-CANVAS = (560, 560)  # sketchpad size in px; the drawing is reframed to 28x28 whatever its size
+CANVAS = (400, 400)  # sketchpad size in px; the drawing is reframed to 28x28 whatever its size.
+# Each pen move repaints the whole canvas, which costs on software WebGL: no bigger than needed.
 NUMBER_CANVAS = (1200, 400)  # the Number tab's wide sketchpad, px: room for six digits
 STROKE_COLOR, BACKGROUND_COLOR, STROKE_WIDTH = "#000000", "#ffffff", 36  # defaults; width in canvas px
 VIEW_SIDE = 140  # the 28x28 model's view is shown enlarged 5x, nearest-neighbour

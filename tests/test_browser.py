@@ -188,6 +188,7 @@ def read_drawings(page: Page, digits) -> list[tuple[int, str]]:
 )
 def test_drawn_digits_are_read(page, mnist, stroke, background, width):
     """One MNIST test digit of each class, drawn with colours and width set through the app's controls."""
+    page.get_by_role("tab", name="Draw").click()
     set_colour(page, "stroke-color", stroke)
     set_colour(page, "background-color", background)
     set_stroke_width(page, width)
@@ -222,7 +223,6 @@ def test_a_written_number_is_read(page, mnist):
         text = page.inner_text("#number-text")
     assert f"Reads: {number}" in text
     assert page.locator("#number-digits img").count() == len(number)
-    page.get_by_role("tab", name="Draw").click()
 
 
 @pytest.mark.parametrize("name, label", [("mnist_7.png", "7"), ("photo_4.jpg", "4")])
@@ -234,4 +234,3 @@ def test_uploaded_image_is_read(page, name, label):
     before = verdict(page)
     page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / name))
     assert answer(page, stale=before) == label
-    page.get_by_role("tab", name="Draw").click()
