@@ -144,6 +144,9 @@ def _download_from_hub(repo_id: str, revision: str | None, timeout: float) -> Pa
     return Path(result["path"])  # type: ignore[arg-type]
 
 
+NO_INK = "No digit found: the image holds no ink. Draw or upload a digit."
+
+
 class NoDigitError(ValueError):
     """The image holds no ink to read."""
 
@@ -237,15 +240,13 @@ class Recognizer:
         return self.read_frames(frames)[0]
 
     def predict_batch(self, images: Sequence[object]) -> list[Prediction]:
-        frames = []
-        for image in images:
-            frame = preprocess.to_mnist(image)
-            if frame is None:
-                raise NoDigitError("No digit found: the image holds no ink. Draw or upload a digit.")
-            frames.append(frame)
-        if not frames:
-            return []
-        return self._predictions(frames)
+        """`predict` for many images in one batched pass; raises the first image's error
+        (NoDigitError, ImageError) if any can't be read."""
+        results = self.predict_each(images)
+        for result in results:
+            if not isinstance(result, Prediction):
+                raise result
+        return results
 
     def predict_each(self, images: Sequence[object]) -> list[Prediction | ImageError | NoDigitError]:
         """`predict` for many images in one batched pass; an image that can't be read gets its
@@ -254,7 +255,7 @@ class Recognizer:
         for image in images:
             try:
                 frame = preprocess.to_mnist(image)
-                results.append(frame if frame is not None else NoDigitError("No digit found: the image holds no ink."))
+                results.append(frame if frame is not None else NoDigitError(NO_INK))
             except ImageError as e:
                 results.append(e)
         readable = [k for k, r in enumerate(results) if isinstance(r, np.ndarray)]
