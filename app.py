@@ -21,6 +21,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import torch
 from PIL import Image
 
 from model import NoDigitError, Prediction, Recognizer
@@ -38,7 +39,10 @@ BLANK = "Draw a digit in the box: the prediction updates as you draw."
 NUMBER_BLANK = "Write a number in the box, digits side by side: it is read as you write."
 DIGIT_VIEW_SIDE = 84  # each digit of a number is shown 3x, nearest-neighbour
 MAX_FILE_SIZE = "20mb"
+WORKERS = 2  # events run at once: one per core; a request is ~10 ms of numpy and torch that hold the GIL only in part
+QUEUE_SIZE = 64  # waiting events; beyond this a caller is told at once that the app is busy and to try again
 
+torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))  # WORKERS events at once share the cores
 recognizer = Recognizer.load()
 
 
@@ -267,7 +271,7 @@ with gr.Blocks(title="Handwritten digit recognizer") as demo:
     demo.load(None, js=f"() => ({SELECT_BRUSH})(['sketchpad', 'number-sketchpad'])")
     number_tab.select(None, js=f"() => ({SELECT_BRUSH})(['number-sketchpad'])")  # a hidden tab's pad gets its tools when shown
 
-demo.queue(default_concurrency_limit=2, max_size=64)
+demo.queue(default_concurrency_limit=WORKERS, max_size=QUEUE_SIZE)
 
 
 if __name__ == "__main__":

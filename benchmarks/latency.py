@@ -1,4 +1,5 @@
-"""In-process latency of Recognizer.classify (decode + preprocessing + network) on typical inputs.
+"""In-process latency of Recognizer.classify (decode + preprocessing + network) on typical inputs,
+and the throughput of classify_batch, which sends a whole batch through the network at once.
 
     python benchmarks/latency.py            # 50 runs per input, after 3 warm-ups
 """
@@ -63,6 +64,13 @@ def main() -> None:
     for name, image in cases.items():
         t = timings(lambda: recognizer.classify(image), args.runs)
         print(f"| {name} | {np.percentile(t, 50):.1f} | {np.percentile(t, 99):.1f} |")
+    canvases = [render.canvas(digit, rng, scheme="black on white", side=800).convert("RGB") for _ in range(64)]
+    network_only = np.stack([digit.astype(np.float32) / 255] * 64)
+    print("\n| classify_batch of 800x800 canvases | images/s | network alone, images/s |\n|---:|---:|---:|")
+    for size in (1, 16, 64):
+        t = timings(lambda: recognizer.classify_batch(canvases[:size]), max(3, args.runs // size))
+        net = timings(lambda: recognizer.probabilities(network_only[:size]), max(3, args.runs // size))
+        print(f"| {size} | {size / np.percentile(t, 50) * 1000:.0f} | {size / np.percentile(net, 50) * 1000:.0f} |")
 
 
 if __name__ == "__main__":

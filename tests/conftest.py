@@ -40,18 +40,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """`python app.py` on a free port; returns the process and its URL once it answers."""
+def start_app(env: dict[str, str] | None = None, script: str = "app.py") -> tuple[subprocess.Popen, str]:
+    """`python app.py` (or another Gradio script) on a free port; returns the process and its URL once it answers."""
     port = free_port()
     full_env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
                 "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=full_env,
+    proc = subprocess.Popen([sys.executable, script], cwd=ROOT, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + APP_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited early:\n{proc.stdout.read()}")
+            raise RuntimeError(f"{script} exited early:\n{proc.stdout.read()}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
@@ -59,7 +59,7 @@ def start_app(env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    raise RuntimeError(f"app.py did not answer within {APP_START_TIMEOUT_S} s:\n{proc.stdout.read()}")
+    raise RuntimeError(f"{script} did not answer within {APP_START_TIMEOUT_S} s:\n{proc.stdout.read()}")
 
 
 def stop_app(proc: subprocess.Popen) -> str:

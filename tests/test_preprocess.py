@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 
 import render
 from conftest import ROOT
-from preprocess import MNIST_BOX, MNIST_CENTRE, WORK_SIDE, ImageError, load_image, to_mnist
+from preprocess import DIGIT_SIDE, MNIST_BOX, MNIST_CENTRE, WORK_SIDE, ImageError, load_image, to_mnist
 
 
 def top(probs: dict[str, float]) -> str:
@@ -123,6 +123,8 @@ def test_exif_orientation_is_honoured(recognizer, mnist, tmp_path):
 def test_huge_images_are_shrunk_before_analysis():
     image = load_image(Image.new("RGB", (6000, 4000), "white"))
     assert max(image.size) == WORK_SIDE and image.mode == "RGBA"
+    digit = load_image(Image.new("RGB", (800, 600), "white"), side=DIGIT_SIDE)
+    assert digit.size == (DIGIT_SIDE, DIGIT_SIDE * 3 // 4) and digit.info["source_size"] == (800, 600)
 
 
 def test_decompression_bomb_is_refused(tmp_path):
