@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.fx.experimental.optimization import fuse, remove_dropout
 
 import preprocess
 from preprocess import ImageError
@@ -50,7 +51,7 @@ class Net(nn.Module):
     like every other weight.
     """
 
-    def __init__(self, dropout: float = 0.4):
+    def __init__(self, dropout: float = 0.25):
         super().__init__()
         self.features = nn.Sequential(
             *_conv(1, 32), *_conv(32, 32), *_conv(32, 32, 5, 2, 2), nn.Dropout(dropout),
@@ -95,6 +96,12 @@ def tta_views(ink: torch.Tensor) -> torch.Tensor:
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
     """(N, 28, 28) ink frames in [0, 1] -> network input."""
     return normalize(torch.as_tensor(np.asarray(frames, dtype=np.float32)).unsqueeze(1))
+
+
+def inference_network(net: Net) -> nn.Module:
+    """A copy of `net` for inference only, with the same logits: each BatchNorm folded into the
+    conv before it and the dropouts gone, which halves the ops a call runs through."""
+    return remove_dropout(fuse(net.eval()))
 
 
 class WeightsError(ValueError):
@@ -196,6 +203,7 @@ class Recognizer:
 
     def __init__(self, net: Net, source: str = "bundled", tta: bool = False):
         self.net = net.eval()
+        self._forward = inference_network(self.net)
         self.source = source  # where the weights came from, for logs and the UI
         self.tta = tta  # average the logits over TTA_VIEWS: see benchmarks/tta.py for what it buys
 
@@ -229,9 +237,9 @@ class Recognizer:
         in one batched pass."""
         if self.tta:
             ink = torch.as_tensor(np.asarray(frames, dtype=np.float32)).unsqueeze(1)
-            logits = self.net(normalize(tta_views(ink))).reshape(len(TTA_VIEWS), len(frames), -1).mean(0)
+            logits = self._forward(normalize(tta_views(ink))).reshape(len(TTA_VIEWS), len(frames), -1).mean(0)
         else:
-            logits = self.net(to_tensor(frames))
+            logits = self._forward(to_tensor(frames))
         probs = torch.softmax(logits / self.net.temperature, dim=1).double().numpy()
         return probs, self.net.digit_score(logits).numpy()
 

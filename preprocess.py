@@ -135,7 +135,7 @@ def ink_map(img: Image.Image, one_digit: bool = True) -> np.ndarray:
     follows uneven light across a photo. Specks and frame artefacts along the edge are dropped,
     and for `one_digit` also small marks far from the main stroke (in a number, those are digits).
     """
-    a = np.asarray(img.convert("RGBA"), dtype=np.float32) / np.float32(255)
+    a = np.asarray(img if img.mode == "RGBA" else img.convert("RGBA"), dtype=np.float32) / np.float32(255)
     rgb, alpha = a[..., :3], a[..., 3:]
     if alpha.min() < 0.9 and alpha.max() > 0.1:
         opaque = rgb[alpha[..., 0] > 0.5]

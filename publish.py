@@ -48,7 +48,7 @@ size and place; the app's preprocessing brings it to MNIST's framing before the 
 MNIST's 60,000 training digits, the last {val_size:,} held out to fit the temperature and the not-a-digit
 threshold; the 10,000 test digits are only scored. Each digit is reframed by the app's own
 preprocessing, then augmented on whole batches: a crisp canvas pen of random width (loops closed as
-a bold marker closes them), affine and elastic warps.
+a bold marker closes them), affine and elastic warps, easing off to none over the last epochs.
 
 ## Use
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from model import BUNDLED_WEIGHTS, CLASSES, TTA_VIEWS, NoDigitError, Recognizer, WeightsError, load_network, Net, tta_views
+from model import (BUNDLED_WEIGHTS, CLASSES, TTA_VIEWS, NoDigitError, Recognizer, WeightsError, inference_network, load_network, Net,
+                   to_tensor, tta_views)
 
 
 def top(probs: dict[str, float]) -> int:
@@ -137,3 +138,12 @@ def test_tta_reads_digits_as_well(mnist):
     probs = r.classify_batch(list(mnist[0][:100]))
     assert np.mean([top(p) == y for p, y in zip(probs, mnist[1][:100])]) >= 0.99
     assert all(sum(p.values()) == pytest.approx(1.0, abs=1e-6) for p in probs)
+
+
+def test_inference_network_gives_the_trained_networks_logits(mnist):
+    net = load_network(BUNDLED_WEIGHTS)
+    fast = inference_network(net)
+    x = to_tensor(mnist[0][:64] / 255.0)
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.Dropout)) for m in fast.modules())
+    with torch.no_grad():
+        assert torch.allclose(fast(x), net(x), atol=1e-4)

@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 from model import CLASSES, load_network
+from train import augment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,3 +31,10 @@ def test_help_strings_give_defaults():
     run = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0
     assert run.stdout.count("(default:") >= 8
+
+
+def test_augmentation_eases_off_to_the_digits_as_framed(mnist):
+    x = torch.from_numpy(mnist[0][:64] / 255.0).float().unsqueeze(1)
+    g = torch.Generator().manual_seed(0)
+    assert torch.allclose(augment(x, g, strength=0.0), x, atol=1e-5)
+    assert (augment(x, g, strength=1.0) - x).abs().mean() > 0.02
