@@ -308,7 +308,8 @@ def _normalise_stroke(crop: np.ndarray) -> np.ndarray:
         big = ndi.grey_dilation(big, footprint=_disk(radius))
     elif ratio > 1.5 * MNIST_STROKE:
         radius = (ratio - 1.1 * MNIST_STROKE) * STROKE_SIDE / 2
-        thinner = ndi.grey_erosion(big, footprint=_disk(radius))
+        # scipy leaves NaN where a disk far wider than `big` finds nothing (a solid bar): no ink there
+        thinner = np.nan_to_num(ndi.grey_erosion(big, footprint=_disk(radius)), nan=0.0)
         if (thinner > 0.5).sum() > 0.2 * (big > 0.5).sum():
             big = thinner
     return big

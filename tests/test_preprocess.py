@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 
 import render
 from conftest import ROOT
-from preprocess import DIGIT_SIDE, MNIST_BOX, MNIST_CENTRE, WORK_SIDE, ImageError, load_image, to_mnist
+from preprocess import DIGIT_SIDE, MNIST_BOX, MNIST_CENTRE, WORK_SIDE, ImageError, frame, load_image, to_mnist
 
 
 def top(probs: dict[str, float]) -> str:
@@ -159,3 +159,11 @@ def test_the_table_at_a_photo_edge_is_not_read_as_ink(recognizer, label):
     """Renders (benchmarks/render.py) where a dark table edge and its blurred inner line once
     became a bar across the digit and misled the network."""
     assert top(recognizer.classify(ROOT / "tests" / "data" / f"photo_table_edge_{label}.jpg")) == label
+
+
+def test_a_solid_bar_is_framed_without_nan():
+    """A dash with no background inside its box: thinning it must not leave NaN (scipy's erosion does
+    where its footprint is far wider than the image)."""
+    bar = np.full((3, 13), 0.9, np.float32)
+    framed = frame(bar)
+    assert framed is not None and np.isfinite(framed).all() and framed.max() == 1.0
