@@ -55,6 +55,7 @@ JOIN_GAP = 0.04  # strokes further apart than this share of their height are sep
 JOIN_ASPECT = 1.6  # nor are strokes joined into something wider than this times its height: a 5's hat that
 # overshoots makes it wide (numbers of validation digits: 1.6 read 96.2% exactly, 1.2 read 95.3%)
 HALO = 3  # px: faint ink this close to a stroke belongs to it; further out it is a smudge
+INK_EDGE = 2  # px: a stroke's faint anti-aliased edge, under the ink threshold, kept around it in the ink map
 
 EXIF_ORIENTATION = 0x0112  # the tag whose values 5-8 turn the picture a quarter: width and height swap
 
@@ -154,10 +155,10 @@ def ink_map(img: Image.Image, one_digit: bool = True) -> np.ndarray:
         return np.zeros(dist.shape, np.float32)
     full = np.percentile(dist[mask], 90)
     ink = np.clip((dist - threshold / 2) / max(full - threshold / 2, 1e-6), 0, 1)
-    rows, cols = ndi.find_objects(mask.astype(np.int8))[0]
-    near = (slice(max(rows.start - 2, 0), rows.stop + 2), slice(max(cols.start - 2, 0), cols.stop + 2))
-    out = np.zeros(dist.shape, np.float32)  # the ink's faint edge is kept up to 2 px from the strokes, found in their box
-    out[near] = ink[near] * ndi.binary_dilation(mask[near], iterations=2)
+    rows, cols = ndi.find_objects(mask.astype(np.int8))[0]  # the edge lies in the strokes' box, grown by INK_EDGE
+    near = (slice(max(rows.start - INK_EDGE, 0), rows.stop + INK_EDGE), slice(max(cols.start - INK_EDGE, 0), cols.stop + INK_EDGE))
+    out = np.zeros(dist.shape, np.float32)
+    out[near] = ink[near] * ndi.binary_dilation(mask[near], iterations=INK_EDGE)
     return out
 
 
