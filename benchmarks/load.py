@@ -11,6 +11,8 @@ loses none, and answers a request correctly after the load as it did before.
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 import sys
 import tempfile
 import threading
@@ -41,25 +43,64 @@ def digit_files(folder: Path, count: int = 10) -> list[tuple[str, str]]:
     return files
 
 
-def user(url: str, files: list[tuple[str, str]], until: float, outcomes: Counter, latencies: list, lock: threading.Lock) -> None:
-    client = Client(url, verbose=False)
-    k = 0
-    while time.monotonic() < until:
-        path, label = files[k % len(files)]
-        k += 1
-        start = time.monotonic()
+def call(client: Client, path: str, label: str) -> str:
+    """One /predict call, as one of the three ways a request can end: answered (right or wrong),
+    refused because the queue is full, or lost."""
+    try:
+        got = client.predict(handle_file(path), api_name="/predict")["label"]
+        return "answered right" if got == label else "answered wrong"
+    except QueueError:
+        return "refused: queue full"
+    except AppError as e:
+        return f"lost: {e}"[:80]
+    except Exception as e:  # noqa: BLE001 - a load test counts every other failure as lost
+        return f"lost: {type(e).__name__}"
+
+
+def run_clients(url: str, files: list[tuple[str, str]], clients: int, seconds: float = math.inf,
+                requests: float = math.inf) -> tuple[Counter, np.ndarray, float]:
+    """`clients` gradio_client users, each calling /predict again as soon as it is answered,
+    until `seconds` have passed or `requests` calls have been made in all:
+    (outcome -> requests, ms per request, wall-clock seconds)."""
+    outcomes: Counter = Counter()
+    latencies: list[float] = []
+    lock = threading.Lock()
+    made = itertools.count()
+    start = time.monotonic()
+
+    def user() -> None:
         try:
-            got = client.predict(handle_file(path), api_name="/predict")["label"]
-            outcome = "answered right" if got == label else "answered wrong"
-        except QueueError:
-            outcome = "refused: queue full"
-        except AppError as e:
-            outcome = f"lost: {e}"[:80]
-        except Exception as e:  # noqa: BLE001 - a load test counts every other failure as lost
-            outcome = f"lost: {type(e).__name__}"
-        with lock:
-            outcomes[outcome] += 1
-            latencies.append(time.monotonic() - start)
+            client = Client(url, verbose=False)
+        except Exception as e:  # noqa: BLE001 - a user who cannot even connect is a lost request
+            with lock:
+                outcomes[f"lost: connecting, {type(e).__name__}"] += 1
+            return
+        while time.monotonic() < start + seconds:
+            k = next(made)  # itertools.count is atomic under the GIL
+            if k >= requests:
+                return
+            path, label = files[k % len(files)]
+            begin = time.monotonic()
+            outcome = call(client, path, label)
+            with lock:
+                outcomes[outcome] += 1
+                latencies.append((time.monotonic() - begin) * 1000)
+
+    users = [threading.Thread(target=user) for _ in range(clients)]
+    for t in users:
+        t.start()
+    for t in users:
+        t.join()
+    return outcomes, np.array(latencies), time.monotonic() - start
+
+
+def failures(outcomes: Counter) -> int:
+    """Requests answered wrong or lost: neither answered right nor refused with the queue's answer."""
+    return sum(n for o, n in outcomes.items() if o not in ("answered right", "refused: queue full"))
+
+
+def healthy(url: str, path: str, label: str) -> bool:
+    return call(Client(url, verbose=False), path, label) == "answered right"
 
 
 def main() -> None:
@@ -77,30 +118,20 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             files = digit_files(Path(tmp))
-            healthy_before = Client(args.url, verbose=False).predict(handle_file(files[0][0]), api_name="/predict")["label"] == files[0][1]
-            outcomes: Counter = Counter()
-            latencies: list[float] = []
-            lock = threading.Lock()
-            until = time.monotonic() + args.seconds
-            users = [threading.Thread(target=user, args=(args.url, files, until, outcomes, latencies, lock)) for _ in range(args.clients)]
-            for t in users:
-                t.start()
-            for t in users:
-                t.join()
-            healthy_after = Client(args.url, verbose=False).predict(handle_file(files[1][0]), api_name="/predict")["label"] == files[1][1]
+            healthy_before = healthy(args.url, *files[0])
+            outcomes, ms, wall = run_clients(args.url, files, args.clients, seconds=args.seconds)
+            healthy_after = healthy(args.url, *files[1])
     finally:
         if proc:
             stop_app(proc)
     total = sum(outcomes.values())
-    lat = np.array(latencies) * 1000
-    print(f"{args.clients} clients for {args.seconds:.0f} s: {total} requests, {total / args.seconds:.1f}/s")
+    print(f"{args.clients} clients for {args.seconds:.0f} s: {total} requests, {total / wall:.1f}/s")
     print("| outcome | requests |\n|---|---:|")
     for outcome, n in sorted(outcomes.items()):
         print(f"| {outcome} | {n} |")
-    print(f"| latency p50 / p99 ms | {np.percentile(lat, 50):.0f} / {np.percentile(lat, 99):.0f} |")
+    print(f"| latency p50 / p99 ms | {np.percentile(ms, 50):.0f} / {np.percentile(ms, 99):.0f} |")
     print(f"| healthy before / after | {healthy_before} / {healthy_after} |")
-    lost = sum(n for o, n in outcomes.items() if not o.startswith(("answered right", "refused")))
-    sys.exit(0 if lost == 0 and healthy_after else 1)
+    sys.exit(0 if failures(outcomes) == 0 and healthy_after else 1)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 import render  # noqa: E402
 from conftest import start_app, stop_app  # noqa: E402
+from load import run_clients  # noqa: E402
 
 DIGITS = 10  # different test digits cycled through, so no answer can be a cached one
 
@@ -66,36 +66,6 @@ def latency(ours: Client, trivial: Client, files: list[tuple[str, str]], calls: 
             trivial_ms.append(ms_trivial)
             right += got == label
     return np.array(ours_ms), np.array(trivial_ms), right
-
-
-def throughput(url: str, files: list[tuple[str, str]], clients: int, requests: int) -> tuple[float, np.ndarray, int]:
-    """`clients` users sharing `requests` calls: (requests/s, ms per call, wrong or failed answers)."""
-    lock, times, bad = threading.Lock(), [], [0]
-    todo = iter(range(requests))
-
-    def user() -> None:
-        client = Client(url, verbose=False)
-        while True:
-            with lock:
-                k = next(todo, None)
-            if k is None:
-                return
-            path, label = files[k % len(files)]
-            try:
-                ms, got = call(client, path)
-            except Exception:  # noqa: BLE001 - a failed call is counted, not fatal
-                ms, got = float("nan"), ""
-            with lock:
-                times.append(ms)
-                bad[0] += got != label
-
-    threads = [threading.Thread(target=user) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return requests / (time.perf_counter() - start), np.array(times), bad[0]
 
 
 def rss_mb(pid: int) -> float:
@@ -137,12 +107,13 @@ def main() -> None:
             print("| clients | requests | requests/s | p50 ms | p99 ms | wrong or failed |\n|---:|---:|---:|---:|---:|---:|")
             for clients in (1, 8, 32):
                 n = clients * args.per_client
-                rate, ms, bad = throughput(url, canvases, clients, n)
-                print(f"| {clients} | {n} | {rate:.1f} | {np.nanpercentile(ms, 50):.0f} | {np.nanpercentile(ms, 99):.0f} | {bad} |", flush=True)
+                outcomes, ms, wall = run_clients(url, canvases, clients, requests=n)
+                print(f"| {clients} | {n} | {n / wall:.1f} | {np.percentile(ms, 50):.0f} | {np.percentile(ms, 99):.0f} | {n - outcomes['answered right']} |", flush=True)
 
             time.sleep(2)
             idle = rss_mb(app.pid)
-            _, _, bad = throughput(url, canvases, 8, args.requests)
+            outcomes, _, _ = run_clients(url, canvases, 8, requests=args.requests)
+            bad = args.requests - outcomes["answered right"]
             time.sleep(2)
             after = rss_mb(app.pid)
             print(f"\n| app RSS | MB |\n|---|---:|\n| started, no request yet | {at_start:.0f} |\n| idle after the runs above | {idle:.0f} |\n"
