@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from model import BUNDLED_WEIGHTS, CLASSES, Net, load_network  # noqa: E402
-from train import evaluate, frame_all, load_mnist, logits_of  # noqa: E402
+from train import frame_all, load_mnist, logits_of, metrics_of  # noqa: E402
 
 ECE_BINS = 15  # as in Guo et al. 2017
 MOST_CONFUSED = 40  # misread digits shown, most confident first
@@ -91,8 +91,8 @@ def plot_most_confused(images: np.ndarray, labels: np.ndarray, probs: np.ndarray
 def report(net: Net, images: np.ndarray, labels: np.ndarray, out: Path) -> dict:
     """Metrics and plots for framed uint8 (N, 28, 28) `images`, written into `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    metrics = evaluate(net, images, labels)
     logits = logits_of(net, images)
+    metrics = metrics_of(logits, labels, net.temperature)
     raw = torch.softmax(logits, 1).numpy()
     calibrated = torch.softmax(logits / net.temperature, 1).numpy()
     counts = confusion_matrix(labels, calibrated.argmax(1))

@@ -200,10 +200,14 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def evaluate(net: Net, images: np.ndarray, labels: np.ndarray) -> dict:
     """Accuracy, per-class accuracy and ECE (before and after the temperature) on a labelled set."""
-    logits = logits_of(net, images)
+    return metrics_of(logits_of(net, images), labels, net.temperature)
+
+
+def metrics_of(logits: torch.Tensor, labels: np.ndarray, temperature: torch.Tensor) -> dict:
+    """`evaluate`'s metrics from logits already computed."""
     pred = logits.argmax(1).numpy()
     raw = torch.softmax(logits, 1).numpy()
-    calibrated = torch.softmax(logits / net.temperature, 1).numpy()
+    calibrated = torch.softmax(logits / temperature, 1).numpy()
     return {
         "accuracy": float((pred == labels).mean()),
         "errors": int((pred != labels).sum()),
