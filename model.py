@@ -301,7 +301,7 @@ class Recognizer:
         if not parts:
             raise NoDigitError("No digits found: the image holds no ink. Write a number.")
         boxes = [preprocess.source_box(p.box, img) for p in parts]
-        return Reading(self._predictions([preprocess.frame(p.ink) for p in parts], boxes))
+        return Reading(self._predictions([p.framed for p in parts], boxes))
 
     def _digit_cost(self, frames: list[np.ndarray]) -> np.ndarray:
         """How poorly each frame reads as one digit, for preprocess.split_digits."""

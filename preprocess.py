@@ -21,6 +21,7 @@ import io
 import os
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -340,6 +341,11 @@ class Part:
         """(left, top, right, bottom) in the ink map's pixels."""
         return self.left, self.top, self.left + self.ink.shape[1], self.top + self.ink.shape[0]
 
+    @cached_property
+    def framed(self) -> np.ndarray | None:
+        """frame(self.ink), made once: split_digits scores it and the recognizer then reads it."""
+        return frame(self.ink)
+
 
 def _part(ink: np.ndarray, top: int = 0, left: int = 0) -> Part | None:
     """The ink cropped to its strokes, or None when there are none."""
@@ -456,20 +462,21 @@ def split_digits(ink: np.ndarray, cost: Callable[[list[np.ndarray]], np.ndarray]
             if atoms[j].left - max(p.box[2] for p in run[:-1]) > JOIN_GAP * height or width > JOIN_ASPECT * height:
                 break
             runs.append((i, j + 1))
-    costs = _costs([join(atoms[i:j]) for i, j in runs], cost)
+    candidates = {(i, j): join(atoms[i:j]) for i, j in runs}
+    costs = _costs(list(candidates.values()), cost)
     best, back = [0.0] + [np.inf] * len(atoms), [0] * (len(atoms) + 1)
-    for (i, j), c in sorted(zip(runs, costs), key=lambda rc: rc[0][1]):
+    for (i, j), c in sorted(zip(candidates, costs), key=lambda rc: rc[0][1]):
         if best[i] + c < best[j]:
             best[j], back[j] = best[i] + c, i
     digits, j = [], len(atoms)
     while j > 0:
-        digits.append(join(atoms[back[j] : j]))
+        digits.append(candidates[back[j], j])
         j = back[j]
     return digits[::-1]
 
 
 def _costs(parts: list[Part], cost: Callable[[list[np.ndarray]], np.ndarray]) -> np.ndarray:
-    frames = [frame(p.ink) for p in parts]
+    frames = [p.framed for p in parts]
     out = np.full(len(parts), np.inf)
     readable = [k for k, f in enumerate(frames) if f is not None]
     if readable:
