@@ -358,6 +358,8 @@ def _part(ink: np.ndarray, top: int = 0, left: int = 0) -> Part | None:
 
 def join(parts: Sequence[Part]) -> Part:
     """Several parts as one: the strokes of one digit."""
+    if len(parts) == 1:
+        return parts[0]  # with its frame, if split_digits already made it
     left, top = min(p.left for p in parts), min(p.top for p in parts)
     right, bottom = max(p.box[2] for p in parts), max(p.box[3] for p in parts)
     ink = np.zeros((bottom - top, right - left), np.float32)

@@ -31,6 +31,9 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from gradio_client.utils import QueueError  # noqa: E402
 
+ANSWER_TIMEOUT_S = 60  # a request unanswered this long is lost, not waited on forever
+RETRY_PAUSE_S = 0.5  # a refused user waits this long before trying again, as told
+
 
 def digit_files(folder: Path, count: int = 10) -> list[tuple[str, str]]:
     """`count` MNIST test digits from the test fixtures as 280 px black-on-white PNGs, with their labels."""
@@ -43,14 +46,22 @@ def digit_files(folder: Path, count: int = 10) -> list[tuple[str, str]]:
     return files
 
 
+def connect(url: str) -> Client:
+    """A gradio_client user with a patient HTTP client: under load an upload can take longer than
+    httpx's default 5 s, and that is slowness, not a lost request."""
+    return Client(url, verbose=False, analytics_enabled=False, httpx_kwargs={"timeout": ANSWER_TIMEOUT_S})
+
+
 def call(client: Client, path: str, label: str) -> str:
     """One /predict call, as one of the three ways a request can end: answered (right or wrong),
     refused because the queue is full, or lost."""
     try:
-        got = client.predict(handle_file(path), api_name="/predict")["label"]
+        got = client.submit(handle_file(path), api_name="/predict").result(timeout=ANSWER_TIMEOUT_S)["label"]
         return "answered right" if got == label else "answered wrong"
     except QueueError:
         return "refused: queue full"
+    except TimeoutError:
+        return f"lost: no answer in {ANSWER_TIMEOUT_S} s"
     except AppError as e:
         return f"lost: {e}"[:80]
     except Exception as e:  # noqa: BLE001 - a load test counts every other failure as lost
@@ -59,39 +70,46 @@ def call(client: Client, path: str, label: str) -> str:
 
 def run_clients(url: str, files: list[tuple[str, str]], clients: int, seconds: float = math.inf,
                 requests: float = math.inf) -> tuple[Counter, np.ndarray, float]:
-    """`clients` gradio_client users, each calling /predict again as soon as it is answered,
-    until `seconds` have passed or `requests` calls have been made in all:
-    (outcome -> requests, ms per request, wall-clock seconds)."""
+    """`clients` gradio_client users, each calling /predict again as soon as it is answered (or
+    RETRY_PAUSE_S after a refusal), from when all have connected until `seconds` have passed or
+    `requests` calls have been made in all: (outcome -> requests, ms per request, seconds taken)."""
     outcomes: Counter = Counter()
     latencies: list[float] = []
     lock = threading.Lock()
     made = itertools.count()
-    start = time.monotonic()
+    started: list[float] = []
+    ready = threading.Barrier(clients, action=lambda: started.append(time.monotonic()))
 
     def user() -> None:
         try:
-            client = Client(url, verbose=False)
+            client = connect(url)
         except Exception as e:  # noqa: BLE001 - a user who cannot even connect is a lost request
             with lock:
                 outcomes[f"lost: connecting, {type(e).__name__}"] += 1
+            ready.wait()
             return
-        while time.monotonic() < start + seconds:
-            k = next(made)  # itertools.count is atomic under the GIL
+        ready.wait()
+        while time.monotonic() < started[0] + seconds:
+            with lock:
+                k = next(made)
             if k >= requests:
-                return
+                break
             path, label = files[k % len(files)]
             begin = time.monotonic()
             outcome = call(client, path, label)
             with lock:
                 outcomes[outcome] += 1
                 latencies.append((time.monotonic() - begin) * 1000)
+            if outcome.startswith("refused"):
+                time.sleep(RETRY_PAUSE_S)
+        client.close()
 
     users = [threading.Thread(target=user) for _ in range(clients)]
     for t in users:
         t.start()
     for t in users:
         t.join()
-    return outcomes, np.array(latencies), time.monotonic() - start
+    return outcomes, np.array(latencies), time.monotonic() - started[0]
 
 
 def failures(outcomes: Counter) -> int:
@@ -100,7 +118,12 @@ def failures(outcomes: Counter) -> int:
 
 
 def healthy(url: str, path: str, label: str) -> bool:
-    return call(Client(url, verbose=False), path, label) == "answered right"
+    """Whether a fresh user gets this digit read right."""
+    client = connect(url)
+    try:
+        return call(client, path, label) == "answered right"
+    finally:
+        client.close()
 
 
 def main() -> None:

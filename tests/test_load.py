@@ -5,13 +5,13 @@ answers afterwards. The full 50-client, 60-second run is `python benchmarks/load
 import load
 from conftest import ROOT, start_app, stop_app
 
-LOAD_SECONDS = 15  # long enough for each of 50 clients to be answered several times on 2 cores
+LOAD_SECONDS = 15  # each of 50 clients is answered 2-3 times in that on 2 cores
 
 
 def test_fifty_clients_are_all_answered_right(app_url, tmp_path):
     files = load.digit_files(tmp_path)
     outcomes, _, _ = load.run_clients(app_url, files, clients=50, seconds=LOAD_SECONDS)
-    assert load.failures(outcomes) == 0, outcomes
+    assert set(outcomes) == {"answered right"}, outcomes
     assert outcomes["answered right"] >= 50, outcomes
     assert load.healthy(app_url, *files[1])
 
