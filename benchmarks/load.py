@@ -33,6 +33,7 @@ from gradio_client.utils import QueueError  # noqa: E402
 
 ANSWER_TIMEOUT_S = 60  # a request unanswered this long is lost, not waited on forever
 RETRY_PAUSE_S = 0.5  # a refused user waits this long before trying again, as told
+RIGHT, WRONG, REFUSED = "answered right", "answered wrong", "refused: queue full"  # outcomes other than lost
 
 
 def digit_files(folder: Path, count: int = 10) -> list[tuple[str, str]]:
@@ -57,9 +58,9 @@ def call(client: Client, path: str, label: str) -> str:
     refused because the queue is full, or lost."""
     try:
         got = client.submit(handle_file(path), api_name="/predict").result(timeout=ANSWER_TIMEOUT_S)["label"]
-        return "answered right" if got == label else "answered wrong"
+        return RIGHT if got == label else WRONG
     except QueueError:
-        return "refused: queue full"
+        return REFUSED
     except TimeoutError:
         return f"lost: no answer in {ANSWER_TIMEOUT_S} s"
     except AppError as e:
@@ -100,7 +101,7 @@ def run_clients(url: str, files: list[tuple[str, str]], clients: int, seconds: f
             with lock:
                 outcomes[outcome] += 1
                 latencies.append((time.monotonic() - begin) * 1000)
-            if outcome.startswith("refused"):
+            if outcome == REFUSED:
                 time.sleep(RETRY_PAUSE_S)
         client.close()
 
@@ -114,14 +115,14 @@ def run_clients(url: str, files: list[tuple[str, str]], clients: int, seconds: f
 
 def failures(outcomes: Counter) -> int:
     """Requests answered wrong or lost: neither answered right nor refused with the queue's answer."""
-    return sum(n for o, n in outcomes.items() if o not in ("answered right", "refused: queue full"))
+    return sum(n for o, n in outcomes.items() if o not in (RIGHT, REFUSED))
 
 
 def healthy(url: str, path: str, label: str) -> bool:
     """Whether a fresh user gets this digit read right."""
     client = connect(url)
     try:
-        return call(client, path, label) == "answered right"
+        return call(client, path, label) == RIGHT
     finally:
         client.close()
 

@@ -27,7 +27,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 import render  # noqa: E402
 from conftest import start_app, stop_app  # noqa: E402
-from load import run_clients  # noqa: E402
+from load import RIGHT, run_clients  # noqa: E402
 
 DIGITS = 10  # different test digits cycled through, so no answer can be a cached one
 
@@ -108,13 +108,13 @@ def main() -> None:
             for clients in (1, 8, 32):
                 n = clients * args.per_client
                 outcomes, ms, wall = run_clients(url, canvases, clients, requests=n)
-                bad = sum(outcomes.values()) - outcomes["answered right"]
+                bad = sum(outcomes.values()) - outcomes[RIGHT]
                 print(f"| {clients} | {n} | {n / wall:.1f} | {np.percentile(ms, 50):.0f} | {np.percentile(ms, 99):.0f} | {bad} |", flush=True)
 
             time.sleep(2)
             idle = rss_mb(app.pid)
             outcomes, _, _ = run_clients(url, canvases, 8, requests=args.requests)
-            bad = sum(outcomes.values()) - outcomes["answered right"]
+            bad = sum(outcomes.values()) - outcomes[RIGHT]
             time.sleep(2)
             after = rss_mb(app.pid)
             print(f"\n| app RSS | MB |\n|---|---:|\n| started, no request yet | {at_start:.0f} |\n| idle after the runs above | {idle:.0f} |\n"

@@ -11,8 +11,8 @@ LOAD_SECONDS = 15  # each of 50 clients is answered 2-3 times in that on 2 cores
 def test_fifty_clients_are_all_answered_right(app_url, tmp_path):
     files = load.digit_files(tmp_path)
     outcomes, _, _ = load.run_clients(app_url, files, clients=50, seconds=LOAD_SECONDS)
-    assert set(outcomes) == {"answered right"}, outcomes
-    assert outcomes["answered right"] >= 50, outcomes
+    assert set(outcomes) == {load.RIGHT}, outcomes
+    assert outcomes[load.RIGHT] >= 50, outcomes
     assert load.healthy(app_url, *files[1])
 
 
@@ -28,8 +28,8 @@ def test_a_full_queue_refuses_with_try_again_and_loses_nothing(tmp_path):
         files = load.digit_files(tmp_path)
         outcomes, _, _ = load.run_clients(url, files, clients=12, seconds=LOAD_SECONDS)
         assert load.failures(outcomes) == 0, outcomes
-        assert outcomes["refused: queue full"] > 0, outcomes
-        assert outcomes["answered right"] > 0, outcomes
+        assert outcomes[load.REFUSED] > 0, outcomes
+        assert outcomes[load.RIGHT] > 0, outcomes
         assert load.healthy(url, *files[1])
     finally:
         stop_app(proc)
