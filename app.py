@@ -15,14 +15,17 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import math
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageColor
 
 from model import NoDigitError, Prediction, Recognizer
 from preprocess import ImageError
@@ -38,12 +41,31 @@ VIEW_SIDE = 140  # the 28x28 model's view is shown enlarged 5x, nearest-neighbou
 BLANK = "Draw a digit in the box: the prediction updates as you draw."
 NUMBER_BLANK = "Write a number in the box, digits side by side: it is read as you write."
 DIGIT_VIEW_SIDE = 84  # each digit of a number is shown 3x, nearest-neighbour
-MAX_FILE_SIZE = "20mb"
+MAX_FILE_SIZE = 20 * 1024**2  # bytes per upload: a phone photo is a few MB; more is refused before it is read
 WORKERS = 2  # events run at once: one per core; a request is ~10 ms of numpy and torch that hold the GIL only in part
 QUEUE_SIZE = 64  # waiting events; beyond this a caller is told at once that the app is busy and to try again
+CSV_KEEP_S = 3600  # a batch's CSV stays this long in our folder (Gradio serves its own copy); then it is deleted
+CACHE_KEEP_S = 3600  # uploads and results in Gradio's cache are deleted this long after they arrive, checked as often
 
-torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))  # WORKERS events at once share the cores
+
+def available_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup CPU quota, since a
+    container (a 2-vCPU Space) sees all of its host's cores in os.cpu_count()."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    for quota_file, period_file in (("cpu.max", None), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):  # cgroup v2, v1
+        try:
+            fields = (cgroup / quota_file).read_text().split()
+            quota, period = fields[0], fields[1] if period_file is None else (cgroup / period_file).read_text().strip()
+        except (OSError, IndexError):
+            continue
+        if quota not in ("max", "-1"):
+            return max(1, min(cores, math.ceil(int(quota) / int(period))))
+    return cores
+
+
+torch.set_num_threads(max(1, available_cores() // WORKERS))  # WORKERS events at once share the cores
 recognizer = Recognizer.load()
+CSV_DIR = Path(tempfile.mkdtemp(prefix="digits-csv-"))
 
 
 def flatten_layers(editor: dict | None) -> Image.Image | None:
@@ -75,14 +97,15 @@ def status(text: str) -> str:
     return f'<p role="status" aria-live="polite">{text}</p>'
 
 
-def show(image: object) -> tuple[dict | None, str, np.ndarray | None]:
-    """(Label value, sentence, model's view) for the UI; a blank input gets the hint, not a guess."""
+def show(image: object, blank_hint: bool = True) -> tuple[dict | None, str, np.ndarray | None]:
+    """(Label value, sentence, model's view) for the UI. A blank input gets no guess: the hint
+    to draw, or with `blank_hint` off (an uploaded picture) the reason that nothing was read."""
     if image is None:
         return None, status(BLANK), None
     try:
         prediction = recognizer.predict(image)
-    except NoDigitError:
-        return None, status(BLANK), None
+    except NoDigitError as e:
+        return None, status(BLANK if blank_hint else str(e)), None
     except ImageError as e:
         return None, status(str(e)), None
     return prediction.probabilities, status(describe(prediction)), view(prediction)
@@ -90,6 +113,10 @@ def show(image: object) -> tuple[dict | None, str, np.ndarray | None]:
 
 def read_sketch(editor: dict | None) -> tuple[dict | None, str, np.ndarray | None]:
     return show(flatten_layers(editor))
+
+
+def read_upload(path: str | None) -> tuple[dict | None, str, np.ndarray | None]:
+    return show(path, blank_hint=False)
 
 
 def show_number(image: object) -> tuple[str, list[tuple[np.ndarray, str]]]:
@@ -154,18 +181,42 @@ def predict_batch(files: list[str] | None) -> tuple[list[list], str | None]:
             rows.append([name, "", None, False, str(result)])
     if not rows:
         return [], None
-    out = Path(tempfile.mkdtemp()) / "digits.csv"
+    out = csv_path()
     with open(out, "w", newline="") as f:
         csv.writer(f).writerows([BATCH_COLUMNS, *rows])
     return rows, str(out)
 
 
+def csv_path() -> Path:
+    """A fresh digits.csv in a folder of its own (two batches at once must not share a file),
+    after deleting the folders older than CSV_KEEP_S, so that a public app's disk does not fill."""
+    now = time.time()
+    for old in CSV_DIR.iterdir():
+        try:
+            stale = now - old.stat().st_mtime > CSV_KEEP_S
+        except FileNotFoundError:  # another batch deleted it first
+            continue
+        if stale:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=CSV_DIR)) / "digits.csv"
+
+
+def colour(value: str | None, default: str) -> str:
+    """`value` if Pillow can read it as a colour; the colour pickers also pass on whatever is typed."""
+    try:
+        ImageColor.getrgb(value or "")
+        return value
+    except ValueError:
+        return default
+
+
 def solid(color: str, size: tuple[int, int] = CANVAS) -> np.ndarray:
-    return np.asarray(Image.new("RGBA", size, color), dtype=np.uint8)
+    return np.asarray(Image.new("RGBA", size, colour(color, BACKGROUND_COLOR)), dtype=np.uint8)
 
 
 def pen(color: str, width: float) -> gr.Brush:
     """Gradio's brush takes a radius; people think in stroke width."""
+    color = colour(color, STROKE_COLOR)
     return gr.Brush(colors=[color], default_color=color, default_size=max(1, round(width / 2)), color_mode="fixed")
 
 
@@ -211,7 +262,7 @@ SELECT_BRUSH = """
 }
 """
 
-with gr.Blocks(title="Handwritten digit recognizer") as demo:
+with gr.Blocks(title="Handwritten digit recognizer", delete_cache=(CACHE_KEEP_S, CACHE_KEEP_S)) as demo:
     gr.Markdown(
         "# Handwritten digit recognizer\n"
         "Draw a digit or upload a photo of one: any colours, any size, anywhere on the canvas."
@@ -228,12 +279,13 @@ with gr.Blocks(title="Handwritten digit recognizer") as demo:
                     clear = gr.Button("Clear", elem_id="clear")
                 with gr.Tab("Upload", id="upload-tab"):
                     upload = gr.Image(
-                        sources=["upload", "webcam", "clipboard"], type="pil", image_mode=None,
+                        sources=["upload", "webcam", "clipboard"], type="filepath", image_mode=None,  # our bounded decoder reads it
+                        webcam_options=gr.WebcamOptions(mirror=False),  # a mirrored capture would reach the model mirrored
                         label="A photo, scan or drawing of a digit", elem_id="upload",
                     )
                     gr.Examples(EXAMPLES, inputs=upload, label="Examples: MNIST digits and a photo")
                 with gr.Tab("Batch", id="batch-tab"):
-                    batch_files = gr.File(file_count="multiple", file_types=["image"], type="filepath",
+                    batch_files = gr.File(file_count="multiple", type="filepath",  # no file_types: a non-image gets its own row, not a failed batch
                                           label=f"Up to {MAX_BATCH} images", elem_id="batch-files")
                     batch_table = gr.Dataframe(headers=BATCH_COLUMNS, interactive=False, label="Results", elem_id="batch-table")
                     batch_csv = gr.File(label="Download the results (CSV)", interactive=False, elem_id="batch-csv")
@@ -250,7 +302,7 @@ with gr.Blocks(title="Handwritten digit recognizer") as demo:
 
     sketchpad.change(read_sketch, sketchpad, [prediction, sentence, model_view],
                      trigger_mode="always_last", show_progress="hidden", api_visibility="private")
-    upload.change(show, upload, [prediction, sentence, model_view],
+    upload.change(read_upload, upload, [prediction, sentence, model_view],
                   show_progress="hidden", api_visibility="private")
     number_pad.change(read_number_sketch, number_pad, [number_text, number_digits],
                       trigger_mode="always_last", show_progress="hidden", api_visibility="private")

@@ -20,10 +20,11 @@ from __future__ import annotations
 import io
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -73,6 +74,9 @@ def load_image(src: object, side: int = WORK_SIDE) -> Image.Image:
     info["source_size"] is the upright input's (width, height), for mapping boxes back."""
     if isinstance(src, Image.Image):
         img = src
+        with _decoding():  # an image opened but not yet decoded may be truncated or a bomb
+            _check_size(img)
+            img.load()
     elif isinstance(src, np.ndarray):
         img = _from_array(src)
     else:
@@ -80,18 +84,13 @@ def load_image(src: object, side: int = WORK_SIDE) -> Image.Image:
             src = io.BytesIO(src)
         elif isinstance(src, (str, os.PathLike)) and not Path(src).is_file():
             raise ImageError(f"No such image file: {Path(src).name}")
-        try:
+        with _decoding():
             img = Image.open(src)
             source = img.size[::-1] if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else img.size
-            if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise Image.DecompressionBombError(f"{img.width}x{img.height}")
+            _check_size(img)
             img.draft("RGB", (side, side))  # JPEG: decode at reduced size, much faster
             img = ImageOps.exif_transpose(img)
             img.load()
-        except Image.DecompressionBombError as e:
-            raise ImageError(f"The image is too large: at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels.") from e
-        except (OSError, SyntaxError, ValueError) as e:
-            raise ImageError("This file is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF).") from e
     if img.width == 0 or img.height == 0:
         raise ImageError("The image is empty (0 pixels).")
     if isinstance(src, (Image.Image, np.ndarray)):
@@ -105,6 +104,23 @@ def load_image(src: object, side: int = WORK_SIDE) -> Image.Image:
         img.thumbnail((side, side), Image.Resampling.BOX)
     img.info["source_size"] = source  # convert() made a copy: the caller's image is untouched
     return img
+
+
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """Pillow's errors while decoding -> ImageError, with a message that is safe to show."""
+    try:
+        yield
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"The image is too large: at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels.") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError("This file is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF).") from e
+
+
+def _check_size(img: Image.Image) -> None:
+    """Pillow itself only refuses twice MAX_IMAGE_PIXELS, and only when opening a file."""
+    if img.width * img.height > MAX_IMAGE_PIXELS:
+        raise Image.DecompressionBombError(f"{img.width}x{img.height}")
 
 
 def source_box(box: tuple[int, int, int, int], img: Image.Image) -> tuple[int, int, int, int]:
@@ -488,8 +504,7 @@ def _costs(parts: list[Part], cost: Callable[[list[np.ndarray]], np.ndarray]) ->
 
 def to_mnist(src: object) -> np.ndarray | None:
     """Any image -> its (28, 28) MNIST framing, or None when it holds no ink."""
-    img = src if isinstance(src, Image.Image) and src.mode == "RGBA" and max(src.size) <= DIGIT_SIDE else load_image(src, DIGIT_SIDE)
-    return frame(ink_map(img))
+    return frame(ink_map(load_image(src, DIGIT_SIDE)))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,13 @@
-"""The running app (`python app.py`) through gradio_client, as an API user calls it."""
+"""The running app (`python app.py`) through gradio_client and the README's curl examples, as an API user calls it."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,16 +57,18 @@ def test_predict_batch_returns_a_row_per_file_in_order_and_a_csv(client, digit_p
     import csv
 
     seven, label = digit_png(0)
-    blank, fake = tmp_path / "blank.png", tmp_path / "fake.png"
+    blank, fake, notes = tmp_path / "blank.png", tmp_path / "fake.png", tmp_path / "notes.txt"
     Image.new("RGB", (200, 200), "white").save(blank)
     fake.write_text("not a picture")
-    table, csv_path = client.predict([handle_file(str(p)) for p in (seven, blank, fake)], api_name="/predict_batch")
+    notes.write_text("not a picture either, and it says so")
+    table, csv_path = client.predict([handle_file(str(p)) for p in (seven, blank, fake, notes)], api_name="/predict_batch")
     assert table["headers"] == ["file", "digit", "confidence", "is_digit", "message"]
     rows = table["data"]
-    assert [r[0] for r in rows] == [seven.name, "blank.png", "fake.png"]
+    assert [r[0] for r in rows] == [seven.name, "blank.png", "fake.png", "notes.txt"]
     assert rows[0][1] == str(label) and rows[0][2] > 0.9 and rows[0][3] is True and rows[0][4] == ""
     assert rows[1][1] == "" and "no ink" in rows[1][4]
     assert rows[2][1] == "" and "not an image" in rows[2][4]
+    assert rows[3][1] == "" and "not an image" in rows[3][4]
     with open(csv_path, newline="") as f:
         saved = list(csv.reader(f))
     assert saved[0] == table["headers"] and [r[:2] for r in saved[1:]] == [[r[0], r[1]] for r in rows]
@@ -94,3 +105,89 @@ def test_verdict_says_when_it_is_not_a_digit_and_still_guesses():
     flagged = [(label, sentence) for label, sentence, view in verdicts if "doesn't look like a digit" in sentence]
     assert len(flagged) >= 5
     assert all(label is not None and "Best guess:" in sentence for label, sentence in flagged)
+
+
+def readme_curl_examples() -> dict[str, str]:
+    """The README's bash blocks that call an endpoint, by the endpoint's name."""
+    from conftest import ROOT
+
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    return {m.group(1): block for block in blocks if (m := re.search(r"/gradio_api/call/(\w+) ", block))}
+
+
+def test_readme_has_a_curl_example_per_endpoint():
+    assert sorted(readme_curl_examples()) == ["predict", "predict_batch", "read"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the README's examples use curl")
+@pytest.mark.parametrize("endpoint", ["predict", "read", "predict_batch"])
+def test_readme_curl_examples_work(app_url, mnist, tmp_path, endpoint):
+    """Each README curl example, run as written in a folder holding the files it names."""
+    images, labels = mnist
+    seven = np.flatnonzero(labels == 7)[0]
+    Image.fromarray(255 - images[seven]).resize((112, 112)).save(tmp_path / "seven.png")
+    shutil.copy("examples/photo_4.jpg", tmp_path / "four.jpg")
+    strip = Image.fromarray(255 - np.hstack([images[np.flatnonzero(labels == d)[0]] for d in (4, 0, 7)]))
+    strip.resize((strip.width * 5, strip.height * 5)).save(tmp_path / "zip_code.png")
+    script = readme_curl_examples()[endpoint].replace("http://127.0.0.1:7860/", app_url)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # the README's `python`
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    events = out.stdout.split("event: ")
+    result = json.loads(next(e for e in events if e.startswith("complete")).split("data: ", 1)[1])
+    if endpoint == "predict":
+        assert result[0]["label"] == "7"
+    elif endpoint == "read":
+        assert result[0]["text"] == "407"
+    else:
+        assert [row[:2] for row in result[0]["data"]] == [["seven.png", "7"], ["four.jpg", "4"]]
+
+
+def test_an_uploaded_picture_without_ink_gets_the_reason(tmp_path):
+    import app
+
+    Image.new("RGB", (300, 200), "white").save(tmp_path / "blank.jpg")
+    label, sentence, view = app.read_upload(str(tmp_path / "blank.jpg"))
+    assert label is None and view is None and "No digit found" in sentence
+
+
+def test_a_colour_typed_into_a_picker_that_is_no_colour_falls_back():
+    import app
+
+    assert (app.solid("banana") == app.solid(app.BACKGROUND_COLOR)).all()
+    assert app.repaint_background("", None)["background"].shape == (*app.CANVAS[::-1], 4)
+    assert app.pen("not-a-colour", 10).default_color == app.STROKE_COLOR
+    assert app.pen("#ff0000", 10).default_color == "#ff0000"
+
+
+def test_webcam_captures_are_not_mirrored():
+    import app
+
+    assert app.upload.webcam_options.mirror is False
+
+
+def test_old_batch_csvs_are_deleted(tmp_path, monkeypatch):
+    import app
+
+    monkeypatch.setattr(app, "CSV_DIR", tmp_path)
+    old, recent = tmp_path / "old", tmp_path / "recent"
+    old.mkdir(), recent.mkdir()
+    hours_ago = time.time() - 2 * app.CSV_KEEP_S
+    os.utime(old, (hours_ago, hours_ago))
+    path = app.csv_path()
+    assert path.name == "digits.csv" and path.parent.parent == tmp_path
+    assert not old.exists() and recent.exists()
+
+
+@pytest.mark.parametrize("files, cores", [({"cpu.max": "50000 100000\n"}, 1), ({"cpu.max": "max 100000\n"}, None),
+                                          ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
+                                          ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None), ({}, None)],
+                         ids=["v2 quota", "v2 no quota", "v1 quota", "v1 no quota", "no cgroup"])
+def test_torch_threads_follow_the_containers_cpu_quota(tmp_path, files, cores):
+    import app
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    affinity = len(os.sched_getaffinity(0))
+    assert app.available_cores(tmp_path) == (affinity if cores is None else min(cores, affinity))

@@ -8,6 +8,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -62,13 +63,14 @@ REFUSED = {  # file name -> (bytes maker, words the message must hold)
 }
 
 
+@pytest.mark.parametrize("endpoint", ["/predict", "/read"])
 @pytest.mark.parametrize("name", REFUSED)
-def test_bad_files_get_a_clear_message_and_the_app_keeps_serving(client, digit, tmp_path, name):
+def test_bad_files_get_a_clear_message_and_the_app_keeps_serving(client, digit, tmp_path, name, endpoint):
     make, words = REFUSED[name]
     path = tmp_path / name
     path.write_bytes(make(digit[0]))
     with pytest.raises(Exception) as refused:
-        client.predict(handle_file(str(path)), api_name="/predict")
+        client.predict(handle_file(str(path)), api_name=endpoint)
     message = str(refused.value)
     assert words in message
     assert "Traceback" not in message and str(tmp_path) not in message and "/tmp" not in message
@@ -112,3 +114,18 @@ def test_odd_but_legitimate_images_are_read(client, digit, tmp_path, name):
     path = tmp_path / name
     path.write_bytes(READ[name](digit[0]))
     assert client.predict(handle_file(str(path)), api_name="/predict")["label"] == digit[1]
+
+
+def test_an_upload_over_the_size_cap_is_refused_and_the_app_keeps_serving(app_url, client, digit, tmp_path):
+    from app import MAX_FILE_SIZE
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(encoded(digit[0], "PNG") + b"\0" * MAX_FILE_SIZE)
+    with huge.open("rb") as f:
+        refused = httpx.post(app_url + "gradio_api/upload", files={"files": f}, timeout=60)
+    assert refused.status_code == 413 and "maximum allowed size" in refused.text
+    with pytest.raises(Exception, match="exceeds the maximum file size"):  # gradio_client checks before sending
+        client.predict(handle_file(str(huge)), api_name="/predict")
+    good = tmp_path / "good.png"
+    digit[0].save(good)
+    assert client.predict(handle_file(str(good)), api_name="/predict")["label"] == digit[1]

@@ -150,8 +150,17 @@ def test_truncated_png_gets_a_clear_error(tmp_path, mnist):
     buf = io.BytesIO()
     Image.fromarray(mnist[0][0]).resize((300, 300)).save(buf, "PNG")
     (tmp_path / "cut.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-    with pytest.raises(ImageError):
+    with pytest.raises(ImageError, match="not an image"):
         load_image(tmp_path / "cut.png")
+    with pytest.raises(ImageError, match="not an image"):  # opened by the caller, not yet decoded
+        to_mnist(Image.open(tmp_path / "cut.png"))
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns on opening it
+def test_an_opened_bomb_is_refused_before_it_is_decoded(tmp_path):
+    Image.new("L", (8000, 6000)).save(tmp_path / "big.png")  # 48 MP: Pillow itself only warns below 80
+    with pytest.raises(ImageError, match="too large"):
+        load_image(Image.open(tmp_path / "big.png"))
 
 
 @pytest.mark.parametrize("label", ["1", "4", "5"])

@@ -28,7 +28,7 @@ def status_of(url: str) -> int:
         return e.code
 
 
-@pytest.mark.parametrize("route", ["gradio_api/file=", "file=", "gradio_api/file/"])
+@pytest.mark.parametrize("route", ["gradio_api/file=", "gradio_api/file/"])
 @pytest.mark.parametrize("path", FORBIDDEN)
 def test_file_routes_refuse_repo_and_system_files(app_url, route, path):
     assert status_of(app_url + route + path) in (403, 404)
