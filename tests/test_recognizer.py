@@ -127,9 +127,14 @@ def test_tta_views_shift_and_tilt_the_digit(mnist):
             assert torch.allclose(view, ink, atol=1e-5)
         elif (dx, dy) == (1, 0):
             assert torch.allclose(view[..., 1:], ink[..., :-1], atol=1e-5)
+        elif (dx, dy) == (-1, 0):
+            assert torch.allclose(view[..., :-1], ink[..., 1:], atol=1e-5)
         elif (dx, dy) == (0, 1):
             assert torch.allclose(view[..., 1:, :], ink[..., :-1, :], atol=1e-5)
-        else:
+        elif (dx, dy) == (0, -1):
+            assert torch.allclose(view[..., :-1, :], ink[..., 1:, :], atol=1e-5)
+        else:  # tilted about the centre: about the same ink, moved
+            assert view.sum().item() == pytest.approx(ink.sum().item(), rel=0.05)
             assert not torch.allclose(view, ink, atol=1e-2)
 
 
