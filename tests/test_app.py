@@ -74,12 +74,20 @@ def test_predict_batch_returns_a_row_per_file_in_order_and_a_csv(client, digit_p
     assert saved[0] == table["headers"] and [r[:2] for r in saved[1:]] == [[r[0], r[1]] for r in rows]
 
 
-def test_read_endpoint_returns_the_number_as_json(client, mnist, tmp_path):
-    from PIL import Image
-
+def number_strip(mnist, digits: str) -> np.ndarray:
+    """A written number: the first MNIST test digit of each of `digits`, side by side, black on white."""
     images, labels = mnist
-    strip = Image.fromarray(255 - np.hstack([images[np.flatnonzero(labels == d)[0]] for d in (4, 0, 7)]))
-    strip.resize((strip.width * 5, strip.height * 5)).save(tmp_path / "number.png")
+    return 255 - np.hstack([images[np.flatnonzero(labels == int(d))[0]] for d in digits])
+
+
+def save_number(mnist, digits: str, path: Path) -> None:
+    """number_strip enlarged 5x, as a PNG."""
+    strip = Image.fromarray(number_strip(mnist, digits))
+    strip.resize((strip.width * 5, strip.height * 5)).save(path)
+
+
+def test_read_endpoint_returns_the_number_as_json(client, mnist, tmp_path):
+    save_number(mnist, "407", tmp_path / "number.png")
     result = client.predict(handle_file(str(tmp_path / "number.png")), api_name="/read")
     assert result["text"] == "407"
     assert [d["label"] for d in result["digits"]] == ["4", "0", "7"]
@@ -89,9 +97,7 @@ def test_read_endpoint_returns_the_number_as_json(client, mnist, tmp_path):
 def test_number_tab_shows_the_number_and_each_digit(mnist):
     import app
 
-    images, labels = mnist
-    strip = 255 - np.hstack([images[np.flatnonzero(labels == d)[0]] for d in (1, 9, 5)])
-    sentence, gallery = app.show_number(strip)
+    sentence, gallery = app.show_number(number_strip(mnist, "195"))
     assert "Reads: 195" in sentence
     assert [caption.split(" ")[0] for _, caption in gallery] == ["1", "9", "5"]
     assert all(view.shape == (app.DIGIT_VIEW_SIDE, app.DIGIT_VIEW_SIDE) and "%" in caption for view, caption in gallery)
@@ -127,8 +133,7 @@ def test_readme_curl_examples_work(app_url, mnist, tmp_path, endpoint):
     seven = np.flatnonzero(labels == 7)[0]
     Image.fromarray(255 - images[seven]).resize((112, 112)).save(tmp_path / "seven.png")
     shutil.copy("examples/photo_4.jpg", tmp_path / "four.jpg")
-    strip = Image.fromarray(255 - np.hstack([images[np.flatnonzero(labels == d)[0]] for d in (4, 0, 7)]))
-    strip.resize((strip.width * 5, strip.height * 5)).save(tmp_path / "zip_code.png")
+    save_number(mnist, "407", tmp_path / "zip_code.png")
     script = readme_curl_examples()[endpoint].replace("http://127.0.0.1:7860/", app_url)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # the README's `python`
     out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
