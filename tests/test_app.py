@@ -74,6 +74,16 @@ def test_predict_batch_returns_a_row_per_file_in_order_and_a_csv(client, digit_p
     assert saved[0] == table["headers"] and [r[:2] for r in saved[1:]] == [[r[0], r[1]] for r in rows]
 
 
+def test_predict_batch_refuses_more_than_max_batch_images_and_reads_max_batch(client, digit_png):
+    import app
+
+    seven, label = digit_png(0)
+    with pytest.raises(Exception, match=f"at most {app.MAX_BATCH} images"):
+        client.predict([handle_file(str(seven))] * (app.MAX_BATCH + 1), api_name="/predict_batch")
+    table, _ = client.predict([handle_file(str(seven))] * app.MAX_BATCH, api_name="/predict_batch")
+    assert [row[1] for row in table["data"]] == [str(label)] * app.MAX_BATCH
+
+
 def number_strip(mnist, digits: str) -> np.ndarray:
     """A written number: the first MNIST test digit of each of `digits`, side by side, black on white."""
     images, labels = mnist

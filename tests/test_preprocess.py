@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
+import preprocess
 import render
 from conftest import ROOT
 from preprocess import DIGIT_SIDE, MNIST_BOX, MNIST_CENTRE, WORK_SIDE, ImageError, frame, load_image, to_mnist
@@ -32,6 +33,13 @@ def test_frame_has_mnist_geometry(mnist):
     assert max(np.ptp(rows), np.ptp(cols)) + 1 == pytest.approx(MNIST_BOX, abs=1)
     assert ndi.center_of_mass(frame) == pytest.approx((MNIST_CENTRE, MNIST_CENTRE), abs=1.0)
     assert frame.max() == pytest.approx(1.0)
+
+
+def test_distance_by_table_lookup_equals_the_direct_formula():
+    pixels = np.random.default_rng(0).integers(0, 256, (50, 60, 3), dtype=np.uint8)
+    colour = np.float32([0.2, 0.9, 0.5])
+    direct = preprocess._distance(pixels.astype(np.float32) / np.float32(255), colour)
+    assert np.array_equal(preprocess._distance_to_colour(pixels, colour), direct)
 
 
 def test_colours_size_and_place_do_not_change_the_frame(mnist):
