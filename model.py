@@ -110,9 +110,10 @@ def inference_network(net: Net) -> nn.Sequential:
               for m, bn in zip(modules, modules[1:] + [None]) if not isinstance(m, (nn.BatchNorm2d, nn.Dropout))]
     last = max(i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d))
     conv = layers[last]
-    linear = nn.Linear(conv.weight[0].numel(), conv.out_channels)
-    linear.weight.data = conv.weight.detach().reshape(conv.out_channels, -1)
-    linear.bias.data = conv.bias.detach()
+    linear = nn.utils.skip_init(nn.Linear, conv.weight[0].numel(), conv.out_channels)  # no random init to overwrite
+    with torch.no_grad():
+        linear.weight.copy_(conv.weight.reshape(conv.out_channels, -1))
+        linear.bias.copy_(conv.bias)
     layers[last : last + 1] = [nn.Flatten(), linear]
     return nn.Sequential(*layers, copy.deepcopy(net.classifier)).eval()
 

@@ -39,8 +39,8 @@ MNIST_STROKE = 0.14  # median stroke width / longer side of the digit, measured 
 
 MAX_IMAGE_PIXELS = 40_000_000  # refuse to decode more (a 6000x6000 photo is 36M): bombs stay small
 WORK_SIDE = 384  # a number's image is shrunk so its longer side is at most this before any analysis, px
-DIGIT_SIDE = 200  # ...and a single digit's: it divides the usual canvas sides (400, 800 px), which then shrink by one
-# integer box filter and no resampling after it; a digit filling a quarter of the canvas still spans 50 px, 2.5x the
+DIGIT_SIDE = 200  # ...and a single digit's: it divides the app's canvas (app.CANVAS, 400 px) and 800 px ones, which
+# then shrink by one integer box filter and no resampling after it; a digit filling a quarter of the canvas still spans 50 px, 2.5x the
 # 20 px it ends up as
 STROKE_SIDE = 80  # the crop is studied at this size when its stroke width is normalised, px
 MIN_CONTRAST = 0.12  # ink must differ from the background by this much (RGB distance / sqrt 3)
@@ -159,7 +159,7 @@ def ink_map(img: Image.Image, one_digit: bool = True) -> np.ndarray:
     if alpha.min() < 0.9 * 255 and alpha.max() > 0.1 * 255:
         lightness = np.asarray(img.convert("L"))[alpha > 127]  # the opaque strokes' ITU-R 601 luma
         backdrop = 255 if np.median(lightness) < 127.5 else 0
-        img = Image.alpha_composite(Image.new("RGBA", img.size, (backdrop, backdrop, backdrop, 255)), img)
+        img = Image.alpha_composite(Image.new("RGBA", img.size, (backdrop, backdrop, backdrop, 255)), img)  # in uint8: within half a level of a float blend
     dist = _distance_to_background(np.asarray(img)[..., :3]) / np.float32(np.sqrt(3))
     if dist.max() < MIN_CONTRAST:
         return np.zeros(dist.shape, np.float32)
@@ -185,9 +185,10 @@ def _distance_to_background(rgb: np.ndarray) -> np.ndarray:
     h, w, _ = rgb.shape
     ring = max(1, min(h, w) // 30)
     edge = np.concatenate([rgb[:ring].reshape(-1, 3), rgb[-ring:].reshape(-1, 3), rgb[:, :ring].reshape(-1, 3), rgb[:, -ring:].reshape(-1, 3)])
-    colour = (np.median(edge, axis=0) / 255).astype(np.float32)
+    edge = edge.astype(np.float32) / np.float32(255)
+    colour = np.median(edge, axis=0).astype(np.float32)
     dist = _distance_to_colour(rgb, colour)
-    if np.median(np.abs(edge / np.float32(255) - colour)) < 0.02 and (dist < MIN_CONTRAST * np.sqrt(3) / 2).mean() > 0.25:
+    if np.median(np.abs(edge - colour)) < 0.02 and (dist < MIN_CONTRAST * np.sqrt(3) / 2).mean() > 0.25:
         return dist  # a canvas or a clean scan: one background colour
     levels = rgb.astype(np.float32) / np.float32(255)
     return _distance(levels, _lighting_field(levels))
