@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
 
 import preprocess
 import render
@@ -40,6 +41,17 @@ def test_distance_by_table_lookup_equals_the_direct_formula():
     colour = np.float32([0.2, 0.9, 0.5])
     direct = preprocess._distance(pixels.astype(np.float32) / np.float32(255), colour)
     assert np.array_equal(preprocess._distance_to_colour(pixels, colour), direct)
+
+
+def test_shortcut_statistics_equal_the_library_ones(mnist):
+    canvas = np.asarray(render.canvas(mnist[0][0], np.random.default_rng(0), "red on blue").convert("RGB"))
+    mostly_background = preprocess._distance_to_background(canvas)  # over half exactly 0: the shortcuts apply
+    noisy = np.random.default_rng(1).random((60, 70), dtype=np.float32)  # no value repeats: the library runs
+    for dist in (mostly_background, noisy):
+        assert preprocess._otsu(dist) == threshold_otsu(dist)
+        for mode in (dist.min(), dist.flat[0]):
+            assert preprocess._median(dist.ravel(), mode) == np.median(dist)
+            assert type(preprocess._median(dist.ravel(), mode)) is type(np.median(dist))  # float32 stays float32
 
 
 def test_colours_size_and_place_do_not_change_the_frame(mnist):
@@ -130,7 +142,7 @@ def test_exif_orientation_is_honoured(recognizer, mnist, tmp_path):
 
 def test_huge_images_are_shrunk_before_analysis():
     image = load_image(Image.new("RGB", (6000, 4000), "white"))
-    assert max(image.size) == WORK_SIDE and image.mode == "RGBA"
+    assert max(image.size) == WORK_SIDE and image.mode == "RGB"  # no alpha to carry: an opaque one only costs time
     digit = load_image(Image.new("RGB", (800, 600), "white"), side=DIGIT_SIDE)
     assert digit.size == (DIGIT_SIDE, DIGIT_SIDE * 3 // 4) and digit.info["source_size"] == (800, 600)
 
@@ -184,3 +196,10 @@ def test_a_solid_bar_is_framed_without_nan():
     bar = np.full((3, 13), 0.9, np.float32)
     framed = frame(bar)
     assert framed is not None and np.isfinite(framed).all() and framed.max() == 1.0
+
+
+def test_blas_runs_on_one_thread_once_preprocess_is_imported():
+    from threadpoolctl import threadpool_info
+
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)
