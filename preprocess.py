@@ -177,9 +177,7 @@ def ink_map(img: Image.Image, one_digit: bool = True) -> np.ndarray:
     mask = _clean(_drop_edge_bands(dist > threshold), one_digit)
     if not mask.any():
         return np.zeros(dist.shape, np.float32)
-    levels = dist[mask]
-    top = levels.max()
-    full = top if np.count_nonzero(levels == top) >= 0.1 * levels.size + 2 else np.percentile(levels, 90)  # solid strokes: their colour is the 90th percentile
+    full = _top_decile(dist[mask])
     rows, cols = _box(mask)  # the edge lies in the strokes' box, grown by INK_EDGE
     near = (slice(max(rows.start - INK_EDGE, 0), rows.stop + INK_EDGE), slice(max(cols.start - INK_EDGE, 0), cols.stop + INK_EDGE))
     out = np.zeros(dist.shape, np.float32)
@@ -203,6 +201,13 @@ def _median(x: np.ndarray, mode: float) -> np.floating:
     """np.median(x), the same value, without a partial sort when over half of x equals `mode`:
     on a canvas most pixels are exactly the background colour."""
     return x.dtype.type(mode) if np.count_nonzero(x == mode) > x.size // 2 else np.median(x)
+
+
+def _top_decile(x: np.ndarray) -> np.floating:
+    """np.percentile(x, 90), the same value, without a partial sort when the maximum fills more
+    than a tenth of x (plus two, for the interpolation's rounding): a solid stroke's own colour."""
+    top = x.max()
+    return top if np.count_nonzero(x == top) >= 0.1 * x.size + 2 else np.percentile(x, 90)
 
 
 def _distance_to_background(rgb: np.ndarray) -> np.ndarray:

@@ -49,9 +49,17 @@ def test_shortcut_statistics_equal_the_library_ones(mnist):
     noisy = np.random.default_rng(1).random((60, 70), dtype=np.float32)  # no value repeats: the library runs
     for dist in (mostly_background, noisy):
         assert preprocess._otsu(dist) == threshold_otsu(dist)
+        strokes = dist[dist > 0.3] if dist is mostly_background else dist  # a solid stroke's colour: over a tenth at the maximum
+        assert preprocess._top_decile(strokes) == np.percentile(strokes, 90)
         for mode in (dist.min(), dist.flat[0]):
             assert preprocess._median(dist.ravel(), mode) == np.median(dist)
             assert type(preprocess._median(dist.ravel(), mode)) is type(np.median(dist))  # float32 stays float32
+
+
+def test_an_opaque_alpha_channel_changes_nothing(mnist):
+    canvas = render.canvas(mnist[0][2], np.random.default_rng(2), "yellow on green").convert("RGB")
+    assert load_image(canvas).mode == "RGB" and load_image(canvas.convert("RGBA")).mode == "RGBA"
+    assert np.array_equal(to_mnist(canvas.convert("RGBA")), to_mnist(canvas))
 
 
 def test_colours_size_and_place_do_not_change_the_frame(mnist):
