@@ -258,8 +258,8 @@ def _lighting_field(rgb: np.ndarray) -> np.ndarray:
     small = rgb[::step, ::step].reshape(-1, 3)
     terms = _poly_terms(*rgb[::step, ::step].shape[:2]).reshape(len(small), -1)
     luminance = small @ np.float32([0.299, 0.587, 0.114])
-    middle = np.median(luminance)
-    paper = luminance >= middle if middle > 0.5 else luminance <= middle
+    typical = np.median(luminance)
+    paper = luminance >= typical if typical > 0.5 else luminance <= typical
     for _ in range(4):
         coef, *_ = np.linalg.lstsq(terms[paper], small[paper], rcond=None)
         residual = np.linalg.norm(small - terms @ coef, axis=1)
@@ -302,13 +302,16 @@ def _clean(mask: np.ndarray, one_digit: bool = True) -> np.ndarray:
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         return mask
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:] if n > 1 else np.array([np.count_nonzero(mask)])
+    if n == 1:  # one blob, as most drawings are: its size and box without scanning the labels
+        sizes, boxes = np.array([np.count_nonzero(mask)]), [_box(mask)]
+    else:
+        sizes, boxes = np.bincount(labels.ravel(), minlength=n + 1)[1:], ndi.find_objects(labels)
     keep = sizes >= MIN_SPECK * sizes.max()
     h, w = mask.shape
     margin = max(2, min(h, w) // 20)
     inner = np.zeros_like(mask)
     inner[margin:-margin, margin:-margin] = True
-    for i, box in enumerate(ndi.find_objects(labels) if n > 1 else [_box(mask)]):
+    for i, box in enumerate(boxes):
         if not keep[i]:
             continue
         rows, cols = box
