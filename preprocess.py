@@ -299,13 +299,16 @@ def _drop_edge_bands(mask: np.ndarray) -> np.ndarray:
 def _clean(mask: np.ndarray, one_digit: bool = True) -> np.ndarray:
     """Drop specks and blobs that hug the image's edge (a photo's dark frame, a table, a shadow),
     and for `one_digit` small stray marks far from the main blob."""
-    labels, n = ndi.label(mask, structure=np.ones((3, 3)))
-    if n == 0:
+    ink_box = _box(mask)
+    if ink_box is None:
         return mask
+    top, left = ink_box[0].start, ink_box[1].start
+    labels, n = ndi.label(mask[ink_box], structure=np.ones((3, 3)))  # every blob lies in the ink's box: label only that
     if n == 1:  # one blob, as most drawings are: its size and box without scanning the labels
-        sizes, boxes = np.array([np.count_nonzero(mask)]), [_box(mask)]
+        sizes, boxes = np.array([np.count_nonzero(mask)]), [ink_box]
     else:
-        sizes, boxes = np.bincount(labels.ravel(), minlength=n + 1)[1:], ndi.find_objects(labels)
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        boxes = [(slice(r.start + top, r.stop + top), slice(c.start + left, c.stop + left)) for r, c in ndi.find_objects(labels)]
     keep = sizes >= MIN_SPECK * sizes.max()
     h, w = mask.shape
     margin = max(2, min(h, w) // 20)
@@ -318,13 +321,17 @@ def _clean(mask: np.ndarray, one_digit: bool = True) -> np.ndarray:
         touches = rows.start == 0 or cols.start == 0 or rows.stop == h or cols.stop == w
         spans = (cols.stop - cols.start) > 0.6 * w or (rows.stop - rows.start) > 0.6 * h
         if touches and spans:
-            blob = labels[box] == i + 1
+            blob = labels[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left] == i + 1
             if (blob & ~inner[box]).sum() > 0.4 * blob.sum():
                 keep[i] = False
     keep_ids = np.flatnonzero(keep) + 1
     if one_digit and len(keep_ids) > 1:
         keep_ids = _drop_strays(labels, keep_ids, sizes)
-    return mask if len(keep_ids) == n else np.isin(labels, keep_ids)
+    if len(keep_ids) == n:
+        return mask
+    kept = np.zeros_like(mask)
+    kept[ink_box] = np.isin(labels, keep_ids)
+    return kept
 
 
 def _drop_strays(labels: np.ndarray, ids: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -211,3 +211,17 @@ def test_blas_runs_on_one_thread_once_preprocess_is_imported():
 
     blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert blas and all(lib["num_threads"] == 1 for lib in blas)
+
+
+def test_cleaning_keeps_the_digit_and_drops_specks_strays_and_edge_frames():
+    mask = np.zeros((200, 200), bool)
+    mask[60:140, 90:110] = True  # the digit's stroke
+    mask[100:104, 70:74] = True  # a speck next to it: under MIN_SPECK of the stroke
+    mask[170:178, 170:178] = True  # a stray mark far away: in a number, another digit's dot
+    mask[194:200, 5:195] = True  # a photo's dark frame along the bottom edge
+    digit = np.zeros_like(mask)
+    digit[60:140, 90:110] = True
+    assert np.array_equal(preprocess._clean(mask), digit)
+    number = digit.copy()
+    number[170:178, 170:178] = True
+    assert np.array_equal(preprocess._clean(mask, one_digit=False), number)
