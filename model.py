@@ -286,8 +286,10 @@ class Recognizer:
                 results[k] = prediction
         return results
 
-    def _predictions(self, frames: list[np.ndarray], boxes: Sequence | None = None) -> list[Prediction]:
-        probs, scores = self.read_frames(np.stack(frames))
+    def _predictions(self, frames: list[np.ndarray], boxes: Sequence | None = None,
+                     read: tuple[np.ndarray, np.ndarray] | None = None) -> list[Prediction]:
+        """Predictions for frames, from `read` = read_frames(frames) when the caller already has it."""
+        probs, scores = self.read_frames(np.stack(frames)) if read is None else read
         threshold = self.net.digit_threshold.item()
         return [
             Prediction({c: float(p) for c, p in zip(CLASSES, row / row.sum())}, frame, float(score), bool(score >= threshold), box)
@@ -311,13 +313,26 @@ class Recognizer:
         """Every digit of a written number, left to right, each with its box in the input image.
         Raises NoDigitError when the image holds no ink."""
         img = preprocess.load_image(image)
-        parts = preprocess.split_digits(preprocess.ink_map(img, one_digit=False), self._digit_cost)
+        seen: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+        parts = preprocess.split_digits(preprocess.ink_map(img, one_digit=False), lambda frames: self._digit_cost(frames, seen))
         if not parts:
             raise NoDigitError("No digits found: the image holds no ink. Write a number.")
         boxes = [preprocess.source_box(p.box, img) for p in parts]
-        return Reading(self._predictions([p.framed for p in parts], boxes))
+        frames = [p.framed for p in parts]
+        return Reading(self._predictions(frames, boxes, self._read_once(frames, seen)))
 
-    def _digit_cost(self, frames: list[np.ndarray]) -> np.ndarray:
+    def _read_once(self, frames: list[np.ndarray], seen: dict) -> tuple[np.ndarray, np.ndarray]:
+        """read_frames for the frames of one number, sending through the network only those it has
+        not seen: split_digits scores a part whole, then among the candidates, and read reports the
+        chosen ones. `seen` maps id(frame) -> (frame, probabilities, score), the frame kept alive
+        beside its id so that no other array can take that id."""
+        new = [f for f in frames if id(f) not in seen]
+        if new:
+            probs, scores = self.read_frames(np.stack(new))
+            seen.update((id(f), (f, p, s)) for f, p, s in zip(new, probs, scores))
+        return np.stack([seen[id(f)][1] for f in frames]), np.array([seen[id(f)][2] for f in frames])
+
+    def _digit_cost(self, frames: list[np.ndarray], seen: dict) -> np.ndarray:
         """How poorly each frame reads as one digit, for preprocess.split_digits."""
-        probs, scores = self.read_frames(np.stack(frames))
+        probs, scores = self._read_once(frames, seen)
         return -np.log(probs.max(axis=1)) + DIGIT_COST + NOT_DIGIT_COST * (scores < self.net.digit_threshold.item())

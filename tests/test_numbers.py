@@ -129,3 +129,19 @@ def test_reading_as_json(recognizer, mnist):
     assert data["text"] == "51"
     assert [d["label"] for d in data["digits"]] == ["5", "1"]
     assert set(data["digits"][0]) == {"label", "confidence", "box", "is_digit", "digit_score", "probabilities"}
+
+
+def test_each_digit_goes_through_the_network_once(recognizer, mnist, monkeypatch):
+    """read sends each frame through the network once: a part scored whole and again among the
+    candidates, and the digits it reports, are read from that one pass."""
+    sent = []
+    read_frames = recognizer.read_frames
+
+    def counting(frames: np.ndarray):
+        sent.extend(frames)
+        return read_frames(frames)
+
+    monkeypatch.setattr(recognizer, "read_frames", counting)
+    reading = recognizer.read(write(pick(mnist, "3817"), [120] * 4, [0, 10, 10, 10], [0] * 4))
+    assert reading.text == "3817"
+    assert [sum(np.array_equal(f, d.frame) for f in sent) for d in reading.digits] == [1, 1, 1, 1]
