@@ -218,9 +218,10 @@ def _distance_to_background(rgb: np.ndarray) -> np.ndarray:
     edge = np.concatenate([rgb[:ring].reshape(-1, 3), rgb[-ring:].reshape(-1, 3), rgb[:, :ring].reshape(-1, 3), rgb[:, -ring:].reshape(-1, 3)])
     edge = edge.astype(np.float32) / np.float32(255)
     colour = np.array([_median(channel, channel[0]) for channel in edge.T], np.float32)  # a canvas's corner is its background
-    dist = _distance_to_colour(rgb, colour)
-    if _median(np.abs(edge - colour), 0) < 0.02 and np.count_nonzero(dist < MIN_CONTRAST * np.sqrt(3) / 2) > 0.25 * dist.size:
-        return dist  # a canvas or a clean scan: one background colour
+    if _median(np.abs(edge - colour), 0) < 0.02:  # a uniform edge: perhaps one background colour
+        dist = _distance_to_colour(rgb, colour)
+        if np.count_nonzero(dist < MIN_CONTRAST * np.sqrt(3) / 2) > 0.25 * dist.size:
+            return dist  # a canvas or a clean scan
     levels = rgb.astype(np.float32) / np.float32(255)
     return _distance(levels, _lighting_field(levels))
 
