@@ -303,26 +303,27 @@ def _clean(mask: np.ndarray, one_digit: bool = True) -> np.ndarray:
     ink_box = _box(mask)
     if ink_box is None:
         return mask
-    top, left = ink_box[0].start, ink_box[1].start
-    labels, n = ndi.label(mask[ink_box], structure=np.ones((3, 3)))  # every blob lies in the ink's box: label only that
+    ink = mask[ink_box]  # every blob lies in the ink's box: label only that, and keep to its coordinates
+    labels, n = ndi.label(ink, structure=np.ones((3, 3)))
     if n == 1:  # one blob, as most drawings are: its size and box without scanning the labels
-        sizes, boxes = np.array([np.count_nonzero(mask)]), [ink_box]
+        sizes, boxes = np.array([np.count_nonzero(ink)]), [(slice(0, ink.shape[0]), slice(0, ink.shape[1]))]
     else:
-        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-        boxes = [(slice(r.start + top, r.stop + top), slice(c.start + left, c.stop + left)) for r, c in ndi.find_objects(labels)]
+        sizes, boxes = np.bincount(labels.ravel(), minlength=n + 1)[1:], ndi.find_objects(labels)
     keep = sizes >= MIN_SPECK * sizes.max()
+    top, left = ink_box[0].start, ink_box[1].start  # where the box sits in the image
     h, w = mask.shape
     margin = max(2, min(h, w) // 20)
     inner = np.zeros_like(mask)
     inner[margin:-margin, margin:-margin] = True
+    inner = inner[ink_box]
     for i, box in enumerate(boxes):
         if not keep[i]:
             continue
         rows, cols = box
-        touches = rows.start == 0 or cols.start == 0 or rows.stop == h or cols.stop == w
+        touches = top + rows.start == 0 or left + cols.start == 0 or top + rows.stop == h or left + cols.stop == w
         spans = (cols.stop - cols.start) > 0.6 * w or (rows.stop - rows.start) > 0.6 * h
         if touches and spans:
-            blob = labels[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left] == i + 1
+            blob = labels[box] == i + 1
             if (blob & ~inner[box]).sum() > 0.4 * blob.sum():
                 keep[i] = False
     keep_ids = np.flatnonzero(keep) + 1
