@@ -287,9 +287,9 @@ class Recognizer:
         return results
 
     def _predictions(self, frames: list[np.ndarray], boxes: Sequence | None = None,
-                     read: tuple[np.ndarray, np.ndarray] | None = None) -> list[Prediction]:
-        """Predictions for frames, from `read` = read_frames(frames) when the caller already has it."""
-        probs, scores = self.read_frames(np.stack(frames)) if read is None else read
+                     known: tuple[np.ndarray, np.ndarray] | None = None) -> list[Prediction]:
+        """Predictions for frames, from `known` = read_frames(frames) when the caller already has it."""
+        probs, scores = self.read_frames(np.stack(frames)) if known is None else known
         threshold = self.net.digit_threshold.item()
         return [
             Prediction({c: float(p) for c, p in zip(CLASSES, row / row.sum())}, frame, float(score), bool(score >= threshold), box)
