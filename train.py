@@ -82,6 +82,11 @@ def load_mnist(root: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         }
 
 
+def split_validation(images: np.ndarray, labels: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """MNIST's 60k training digits -> (training, validation): the last VAL_SIZE are held out."""
+    return (images[:-VAL_SIZE], labels[:-VAL_SIZE]), (images[-VAL_SIZE:], labels[-VAL_SIZE:])
+
+
 def _frame_bytes(image: np.ndarray) -> np.ndarray:
     frame = preprocess.to_mnist(image)
     return np.zeros_like(image) if frame is None else np.rint(frame * 255).astype(np.uint8)
@@ -290,9 +295,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     mnist = load_mnist(args.data)
-    x, y = mnist["train"]
+    (x_train, y_train), (x_val, y_val) = split_validation(*mnist["train"])
     x_test, y_test = mnist["test"]
-    x_train, y_train, x_val, y_val = x[:-VAL_SIZE], y[:-VAL_SIZE], x[-VAL_SIZE:], y[-VAL_SIZE:]
     if args.dry_run:
         x_train, y_train = x_train[: 3 * args.batch_size], y_train[: 3 * args.batch_size]
         x_val, y_val, x_test, y_test = x_val[:500], y_val[:500], x_test[:500], y_test[:500]

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import render  # noqa: E402
 from model import BUNDLED_WEIGHTS, NoDigitError, Recognizer, load_network  # noqa: E402
-from train import VAL_SIZE, load_mnist  # noqa: E402
+from train import load_mnist, split_validation  # noqa: E402
 
 CONDITIONS = {
     **{f"canvas: {name}": (lambda d, rng, s=name: render.canvas(d, rng, scheme=s)) for name in render.NAMED_SCHEMES},
@@ -58,7 +58,7 @@ def main() -> None:
 
     recognizer = Recognizer(load_network(args.weights), tta=args.tta)
     mnist = load_mnist("data")
-    images, labels = mnist["test"] if args.split == "test" else tuple(a[-VAL_SIZE:] for a in mnist["train"])
+    images, labels = mnist["test"] if args.split == "test" else split_validation(*mnist["train"])[1]
     if args.n * len(CONDITIONS) > len(images):
         parser.error(f"--n at most {len(images) // len(CONDITIONS)}: each condition takes its own {args.split} digits")
     order = np.random.default_rng(args.seed).permutation(len(images))
