@@ -13,12 +13,14 @@ All the reading is done by model.Recognizer; this file only lays out the UI and 
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import logging
 import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,7 +30,7 @@ import torch
 from PIL import Image, ImageColor
 
 from model import NoDigitError, Prediction, Recognizer
-from preprocess import ImageError
+from preprocess import MNIST_SIZE, ImageError
 
 log = logging.getLogger("app")
 HERE = Path(__file__).resolve().parent
@@ -37,14 +39,15 @@ CANVAS = (400, 400)  # sketchpad size in px; the drawing is reframed to 28x28 wh
 # Each pen move repaints the whole canvas, which costs on software WebGL: no bigger than needed.
 NUMBER_CANVAS = (1200, 400)  # the Number tab's wide sketchpad, px: room for six digits
 STROKE_COLOR, BACKGROUND_COLOR, STROKE_WIDTH = "#000000", "#ffffff", 36  # defaults; width in canvas px
-VIEW_SIDE = 140  # the 28x28 model's view is shown enlarged 5x, nearest-neighbour
+VIEW_SIDE = 5 * MNIST_SIZE  # the model's view is shown enlarged 5x, nearest-neighbour
 BLANK = "Draw a digit in the box: the prediction updates as you draw."
 NUMBER_BLANK = "Write a number in the box, digits side by side: it is read as you write."
-DIGIT_VIEW_SIDE = 84  # each digit of a number is shown 3x, nearest-neighbour
+DIGIT_VIEW_SIDE = 3 * MNIST_SIZE  # each digit of a number is shown 3x, nearest-neighbour
 MAX_FILE_SIZE = 20 * 1024**2  # bytes per upload: a phone photo is a few MB; more is refused before it is read
 WORKERS = 2  # events run at once: one per core; a request is ~10 ms of numpy and torch that hold the GIL only in part
 QUEUE_SIZE = 64  # waiting events; beyond this a caller is told at once that the app is busy and to try again
 CSV_KEEP_S = 3600  # a batch's CSV stays this long in our folder (Gradio serves its own copy); then it is deleted
+CSV_SWEEP_S = 600  # how often old CSVs are looked for besides at each batch, s
 CACHE_KEEP_S = 3600  # uploads and results in Gradio's cache are deleted this long after they arrive, checked as often
 
 
@@ -66,6 +69,7 @@ def available_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
 torch.set_num_threads(max(1, available_cores() // WORKERS))  # WORKERS events at once share the cores
 recognizer = Recognizer.load()
 CSV_DIR = Path(tempfile.mkdtemp(prefix="digits-csv-"))
+atexit.register(shutil.rmtree, CSV_DIR, ignore_errors=True)  # the batches' CSVs go with the app
 
 
 def flatten_layers(editor: dict | None) -> Image.Image | None:
@@ -187,9 +191,8 @@ def predict_batch(files: list[str] | None) -> tuple[list[list], str | None]:
     return rows, str(out)
 
 
-def csv_path() -> Path:
-    """A fresh digits.csv in a folder of its own (two batches at once must not share a file),
-    after deleting the folders older than CSV_KEEP_S, so that a public app's disk does not fill."""
+def delete_old_csvs() -> None:
+    """Delete the batch folders older than CSV_KEEP_S, so that a public app's disk does not fill."""
     now = time.time()
     for old in CSV_DIR.iterdir():
         try:
@@ -198,7 +201,27 @@ def csv_path() -> Path:
             continue
         if stale:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def sweep_csvs(every: float, stop: threading.Event | None = None) -> None:
+    """delete_old_csvs every `every` seconds until `stop` is set (in a daemon thread: for ever), so
+    that an hour-old CSV goes even when no later batch comes to delete it."""
+    stop = stop or threading.Event()
+    while not stop.wait(every):
+        try:
+            delete_old_csvs()
+        except OSError as e:
+            log.warning("could not delete old CSVs: %s", e)
+
+
+def csv_path() -> Path:
+    """A fresh digits.csv in a folder of its own (two batches at once must not share a file),
+    after deleting the old ones."""
+    delete_old_csvs()
     return Path(tempfile.mkdtemp(dir=CSV_DIR)) / "digits.csv"
+
+
+threading.Thread(target=sweep_csvs, args=(CSV_SWEEP_S,), name="csv-sweeper", daemon=True).start()
 
 
 def colour(value: str | None, default: str) -> str:
@@ -298,7 +321,7 @@ with gr.Blocks(title="Handwritten digit recognizer", delete_cache=(CACHE_KEEP_S,
         with gr.Column(scale=2):
             prediction = gr.Label(num_top_classes=10, label="Prediction", elem_id="prediction")
             sentence = gr.HTML(status(BLANK), elem_id="verdict")
-            model_view = gr.Image(label="What the model sees (28x28)", interactive=False, height=VIEW_SIDE + 60, elem_id="model-view")
+            model_view = gr.Image(label=f"What the model sees ({MNIST_SIZE}x{MNIST_SIZE})", interactive=False, height=VIEW_SIDE + 60, elem_id="model-view")
 
     sketchpad.change(read_sketch, sketchpad, [prediction, sentence, model_view],
                      trigger_mode="always_last", show_progress="hidden", api_visibility="private")

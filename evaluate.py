@@ -23,9 +23,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from model import BUNDLED_WEIGHTS, CLASSES, Net, load_network  # noqa: E402
-from train import frame_all, load_mnist, logits_of, metrics_of  # noqa: E402
+from train import ECE_BINS, frame_all, load_mnist, logits_of, metrics_of  # noqa: E402
 
-ECE_BINS = 15  # as in Guo et al. 2017
 MOST_CONFUSED = 40  # misread digits shown, most confident first
 
 
@@ -41,7 +40,7 @@ def plot_confusion(counts: np.ndarray, path: Path) -> None:
     for (i, j), n in np.ndenumerate(counts):
         if n:
             ax.text(j, i, str(n), ha="center", va="center", fontsize=8, color="black" if i != j else "tab:blue")
-    ax.set(xticks=range(10), yticks=range(10), xticklabels=CLASSES, yticklabels=CLASSES,
+    ax.set(xticks=range(len(CLASSES)), yticks=range(len(CLASSES)), xticklabels=CLASSES, yticklabels=CLASSES,
            xlabel="predicted", ylabel="true", title=f"MNIST test confusion matrix ({int(counts.trace())}/{counts.sum()} right)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -20,7 +20,8 @@ from pathlib import Path
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from model import BUNDLED_WEIGHTS, WEIGHTS_FILENAME, Net, load_network
-from train import DIGIT_REJECT_RATE, VAL_SIZE
+from preprocess import MNIST_BOX, MNIST_SIZE
+from train import DIGIT_REJECT_RATE, ECE_BINS, VAL_SIZE
 
 HERE = Path(__file__).resolve().parent
 REPORT_FILES = ("evaluation.json", "confusion_matrix.png", "reliability.png", "most_confused.png")
@@ -28,7 +29,7 @@ REPORT_FILES = ("evaluation.json", "confusion_matrix.png", "reliability.png", "m
 CARD = """
 # Handwritten digit recognizer (MNIST CNN)
 
-A small convolutional network (0.33M parameters) that reads one handwritten digit from a 28x28
+A small convolutional network (0.33M parameters) that reads one handwritten digit from a {side}x{side}
 MNIST-framed image. It serves the project's Gradio app: draw or upload a digit in any colours,
 size and place; the app's preprocessing brings it to MNIST's framing before the network sees it.
 
@@ -37,7 +38,7 @@ size and place; the app's preprocessing brings it to MNIST's framing before the 
 | metric | value |
 |---|---:|
 | MNIST test accuracy | {accuracy:.2%} ({errors} errors of 10,000) |
-| expected calibration error (15 bins), before -> after the temperature | {ece_raw:.2%} -> {ece:.2%} (T = {temperature:.3f}) |
+| expected calibration error ({bins} bins), before -> after the temperature | {ece_raw:.2%} -> {ece:.2%} (T = {temperature:.3f}) |
 | not-a-digit threshold on the digit score | {threshold:.3f} ({reject:.0%} of held-out digits fall under it) |
 | training time | {minutes:.1f} min on {processor}, {threads} threads |
 
@@ -55,7 +56,7 @@ a bold marker closes them), affine and elastic warps, easing off to none over th
 ```python
 from model import load_network          # model.py from the project
 net = load_network("model_weights.pth")  # weights_only=True, strict keys
-probs = torch.softmax(net(x) / net.temperature, dim=1)   # x: (N, 1, 28, 28), standardised
+probs = torch.softmax(net(x) / net.temperature, dim=1)   # x: (N, 1, {side}, {side}), standardised
 ```
 
 The state_dict carries `temperature` (calibration) and `digit_threshold`: inputs whose
@@ -64,7 +65,7 @@ The state_dict carries `temperature` (calibration) and `digit_threshold`: inputs
 ## Intended use and limits
 
 For reading single handwritten digits 0-9, drawn or photographed, after the app's preprocessing
-(crop, scale the longer side to 20 px, centre by mass in 28x28). It is not meant for printed text,
+(crop, scale the longer side to {box} px, centre by mass in {side}x{side}). It is not meant for printed text,
 letters or whole numbers (the app splits numbers before it calls the network), and it was trained
 on MNIST only, whose writers were American adults: unusual handwriting styles read less well.
 The not-a-digit score catches most clothing, letters and scribbles but not all; ambiguous shapes
@@ -81,7 +82,7 @@ def model_card(metrics: dict, net: Net) -> ModelCard:
     )
     test = metrics["test"]
     body = CARD.format(
-        accuracy=test["accuracy"], errors=test["errors"],
+        side=MNIST_SIZE, box=MNIST_BOX, bins=ECE_BINS, accuracy=test["accuracy"], errors=test["errors"],
         ece_raw=test["ece_uncalibrated"], ece=test["ece"], temperature=net.temperature.item(),
         threshold=net.digit_threshold.item(), reject=DIGIT_REJECT_RATE, val_size=VAL_SIZE, minutes=metrics["training_seconds"] / 60,
         processor=metrics["hardware"]["processor"], threads=metrics["hardware"]["torch_threads"], command=metrics["command"],

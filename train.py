@@ -36,6 +36,7 @@ import preprocess
 from model import CLASSES, WEIGHTS_FILENAME, Net, normalize, to_tensor
 
 VAL_SIZE = 5000  # held out from the 60k training digits for temperature and model checks
+ECE_BINS = 15  # equal-width confidence bins for the calibration error, as in Guo et al. 2017
 DIGIT_REJECT_RATE = 0.005  # share of held-out digits below the not-a-digit threshold: 0.01 flagged 1.25% of test digits
 ROTATE_DEG = 12.0  # people tilt digits; more starts turning 6 into 9
 SCALE = 1.12  # preprocessing fixes the size, so only a little jitter remains
@@ -169,7 +170,7 @@ def logits_of(net: torch.nn.Module, images: np.ndarray, batch_size: int = 1000) 
     return torch.cat([net(to_tensor(images[i : i + batch_size] / 255.0).to(device)).cpu() for i in range(0, len(images), batch_size)])
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
     """ECE over equal-width confidence bins (Guo et al. 2017)."""
     conf, correct = probs.max(1), probs.argmax(1) == labels
     edges = np.linspace(0, 1, bins + 1)

@@ -7,7 +7,8 @@ Digits: the 10,000 MNIST test digits. Not digits: Fashion-MNIST's 10,000 test im
 letters typed in the fonts this machine has (those that look like no digit: no l, I, O, o, S, s,
 Z, z, g, q, b), and random scribbles. Every image goes through Recognizer.predict_batch, the app's
 own path. AUROC is the chance that a digit scores above a non-digit; "flagged" is the share that
-falls under the threshold stored with the weights (fitted so that 1% of held-out digits do).
+falls under the threshold stored with the weights (fitted so that train.DIGIT_REJECT_RATE, 0.5%, of
+held-out digits do).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -181,7 +182,9 @@ def test_webcam_captures_are_not_mirrored():
     assert app.upload.webcam_options.mirror is False
 
 
-def test_old_batch_csvs_are_deleted(tmp_path, monkeypatch):
+@pytest.fixture
+def csv_folders(tmp_path, monkeypatch):
+    """The app's CSV folder, here holding one batch folder two hours old and one just made."""
     import app
 
     monkeypatch.setattr(app, "CSV_DIR", tmp_path)
@@ -189,20 +192,62 @@ def test_old_batch_csvs_are_deleted(tmp_path, monkeypatch):
     old.mkdir(), recent.mkdir()
     hours_ago = time.time() - 2 * app.CSV_KEEP_S
     os.utime(old, (hours_ago, hours_ago))
+    return old, recent
+
+
+def test_old_batch_csvs_are_deleted(csv_folders, tmp_path):
+    import app
+
+    old, recent = csv_folders
     path = app.csv_path()
     assert path.name == "digits.csv" and path.parent.parent == tmp_path
     assert not old.exists() and recent.exists()
 
 
-@pytest.mark.parametrize("files, cores", [({"cpu.max": "50000 100000\n"}, 1), ({"cpu.max": "max 100000\n"}, None),
+def test_old_batch_csvs_are_deleted_when_no_batch_comes(csv_folders):
+    import app
+
+    assert "csv-sweeper" in [t.name for t in threading.enumerate()]  # started with the app
+    old, recent = csv_folders
+    stop = threading.Event()
+    threading.Thread(target=app.sweep_csvs, args=(0.05, stop), daemon=True).start()
+    deadline = time.monotonic() + 10
+    while old.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    assert not old.exists() and recent.exists()
+
+
+def test_the_csv_folder_goes_when_the_app_exits():
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", "import app; print(app.CSV_DIR)"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    folder = Path(out.stdout.strip().splitlines()[-1])
+    assert folder.name.startswith("digits-csv-") and not folder.exists()
+
+
+def test_a_new_background_keeps_the_strokes_drawn():
+    import app
+
+    strokes = app.solid("#00000000").copy()
+    strokes[100:300, 190:210] = (200, 30, 30, 255)
+    editor = app.repaint_background("#1e3ca0", {"background": app.solid("#ffffff"), "layers": [strokes], "composite": None})
+    assert (editor["background"] == (0x1E, 0x3C, 0xA0, 255)).all()
+    assert len(editor["layers"]) == 1 and np.array_equal(editor["layers"][0], strokes)
+    label, sentence, view = app.read_sketch(editor)
+    assert label is not None and "Looks like a 1" in sentence
+
+
+@pytest.mark.parametrize("files, cores", [({"cpu.max": "50000 100000\n"}, 1), ({"cpu.max": "150000 100000\n"}, 2), ({"cpu.max": "max 100000\n"}, None),
                                           ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
                                           ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None), ({}, None)],
-                         ids=["v2 quota", "v2 no quota", "v1 quota", "v1 no quota", "no cgroup"])
-def test_torch_threads_follow_the_containers_cpu_quota(tmp_path, files, cores):
+                         ids=["v2 half a core", "v2 one and a half cores", "v2 no quota", "v1 quota", "v1 no quota", "no cgroup"])
+def test_torch_threads_follow_the_containers_cpu_quota(tmp_path, monkeypatch, files, cores):
     import app
 
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    affinity = len(os.sched_getaffinity(0))
-    assert app.available_cores(tmp_path) == (affinity if cores is None else min(cores, affinity))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))  # the host's cores, as a container sees them
+    assert app.available_cores(tmp_path) == (8 if cores is None else cores)

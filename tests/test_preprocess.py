@@ -1,7 +1,10 @@
 """The MNIST framing of real-looking inputs: colours, sizes, places, pens, photos, file formats."""
 
+import gc
 import io
 import struct
+import tracemalloc
+import warnings
 import zlib
 
 import numpy as np
@@ -146,6 +149,53 @@ def test_exif_orientation_is_honoured(recognizer, mnist, tmp_path):
     stored.save(path, quality=95, exif=exif)
     assert np.abs(to_mnist(path) - to_mnist(upright)).mean() < 0.03
     assert top(recognizer.classify(path)) == str(mnist[1][1])
+    with Image.open(path) as opened:  # opened by the caller and passed on
+        assert np.abs(to_mnist(opened) - to_mnist(upright)).mean() < 0.03
+        assert [d.box for d in recognizer.read(opened).digits] == [d.box for d in recognizer.read(path).digits]
+
+
+@pytest.mark.parametrize("bits", [10, 12, 16])
+def test_a_scan_of_any_bit_depth_in_a_16_bit_file_is_read(recognizer, mnist, tmp_path, bits):
+    """Scanners and cameras store 10- and 12-bit levels in 16-bit files: the top level is 1023 or 4095."""
+    digit = on_canvas(mnist[0][2], 200, 160, (20, 20))
+    levels = np.rint(np.asarray(digit.convert("L"), np.float32) / 255 * (2**bits - 1)).astype(np.uint16)
+    Image.fromarray(levels, "I;16").save(tmp_path / "scan.png")
+    assert top(recognizer.classify(tmp_path / "scan.png")) == str(mnist[1][2])
+    assert top(recognizer.classify(levels)) == str(mnist[1][2])
+
+
+def test_a_huge_16_bit_scan_is_shrunk_before_it_becomes_floats():
+    scan = Image.fromarray(np.full((4000, 6000), 60000, np.uint16), "I;16")  # 48 MB of levels
+    tracemalloc.start()
+    image = load_image(scan)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 3 * 4000 * 6000 * 2  # numpy's copy of the levels (Pillow hands them over as bytes first); made floats, over 8 times that
+    assert max(image.size) == WORK_SIDE and image.width / image.height == pytest.approx(1.5, abs=0.01)
+    assert np.asarray(image).min() == round(60000 / 65535 * 255)  # its level kept: a 16-bit file's top is 65535
+
+
+def test_premultiplied_grey_is_read(recognizer, mnist):
+    digit = on_canvas(mnist[0][2], 200, 160, (20, 20))
+    assert top(recognizer.classify(digit.convert("LA").convert("La"))) == str(mnist[1][2])
+
+
+def test_an_animated_gif_file_is_closed_once_read(mnist, tmp_path):
+    frames = [Image.fromarray(255 - mnist[0][0]), Image.new("L", (28, 28), 255)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_image(tmp_path / "anim.gif")
+        gc.collect()  # an open file left behind warns when it is collected
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_a_faint_dark_pen_on_a_transparent_layer_is_read(recognizer, mnist):
+    """A stroke layer whose ink is never over half opaque (a pen at 40% opacity): its colour, not
+    the transparent paper's, decides the backdrop it is read against."""
+    ink = np.asarray(Image.fromarray(mnist[0][3]).resize((200, 200), Image.Resampling.BICUBIC))
+    layer = np.dstack([np.zeros_like(ink)] * 3 + [(ink * 0.4).astype(np.uint8)])
+    assert top(recognizer.classify(layer)) == str(mnist[1][3])
 
 
 def test_huge_images_are_shrunk_before_analysis():
@@ -204,6 +254,46 @@ def test_a_solid_bar_is_framed_without_nan():
     bar = np.full((3, 13), 0.9, np.float32)
     framed = frame(bar)
     assert framed is not None and np.isfinite(framed).all() and framed.max() == 1.0
+
+
+def _always_eroded(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_normalise_stroke's study-size crop and its thinning of it, eroding whatever the erosion
+    leaves (as it did before it learnt to skip the erosions it throws away)."""
+    h, w = crop.shape
+    scale = preprocess.STROKE_SIDE / max(h, w)
+    big = np.asarray(Image.fromarray(crop, "F").resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR))
+    ratio = preprocess.stroke_width(ndi.distance_transform_edt(big > 0.5)) / preprocess.STROKE_SIDE
+    if ratio > 1.5 * preprocess.MNIST_STROKE:
+        disk = preprocess._disk((ratio - 1.1 * preprocess.MNIST_STROKE) * preprocess.STROKE_SIDE / 2)
+        thinner = np.nan_to_num(ndi.grey_erosion(big, footprint=disk), nan=0.0)
+        if (thinner > 0.5).sum() > 0.2 * (big > 0.5).sum():
+            return big, thinner
+    return big, big
+
+
+def test_thinning_skips_only_the_erosions_it_would_throw_away(mnist, monkeypatch):
+    """Bold digits are thinned exactly as when every erosion ran; blobs no erosion can thin are
+    spared one as wide as themselves, which took up to seconds per crop."""
+    square = np.ones((120, 120), np.float32)  # no background inside its box: a redacted digit
+    holed = square.copy()
+    holed[58:62, 58:62] = 0  # a pinhole makes the whole square one deep stroke
+    triangle = np.tri(120, dtype=np.float32)
+    bar = np.ones((120, 12), np.float32)  # a straight 1 with no background in its box: eroded as ever
+    bold = [render._pen(mnist[0][i], 120, 1.0) for i in range(12)]
+    thinned = 0
+    for crop in [*bold, bar, square, holed, triangle]:
+        crop = crop[preprocess._box(crop > 0.05)]
+        big, expected = _always_eroded(crop)
+        assert np.array_equal(preprocess._normalise_stroke(crop), expected)
+        thinned += expected is not big
+    assert thinned >= 8  # the bold pens' erosions are kept
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("eroded a blob that no erosion can thin")
+
+    monkeypatch.setattr(preprocess.ndi, "grey_erosion", refuse)
+    for blob in (square, holed, triangle):
+        assert frame(blob) is not None
 
 
 def test_blas_runs_on_one_thread_once_preprocess_is_imported():
