@@ -19,6 +19,8 @@ import logging
 import math
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -355,4 +357,5 @@ if __name__ == "__main__":
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.info("serving weights from %s", recognizer.source)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop (kill, docker, a Space's restart) exits cleanly, so atexit runs
     demo.launch(share=args.share or os.environ.get("GRADIO_SHARE", "").lower() in ("1", "true", "yes"), max_file_size=MAX_FILE_SIZE)

@@ -227,6 +227,20 @@ def test_the_csv_folder_goes_when_the_app_exits():
     assert folder.name.startswith("digits-csv-") and not folder.exists()
 
 
+def test_the_csv_folder_goes_when_the_app_is_stopped(digit_png, tmp_path):
+    """`kill`, `docker stop` and a Space's restart send SIGTERM, which skips atexit unless handled."""
+    from conftest import start_app, stop_app
+
+    proc, url = start_app(env={"TMPDIR": str(tmp_path)})
+    try:
+        Client(url, verbose=False).predict([handle_file(digit_png(0)[0])], api_name="/predict_batch")
+        assert list(tmp_path.glob("digits-csv-*/*/digits.csv"))
+    finally:
+        out = stop_app(proc)
+    assert proc.returncode == 0, out
+    assert not list(tmp_path.glob("digits-csv-*"))
+
+
 def test_a_new_background_keeps_the_strokes_drawn():
     import app
 
