@@ -308,7 +308,7 @@ with gr.Blocks(title="Handwritten digit recognizer", delete_cache=(CACHE_KEEP_S,
                         webcam_options=gr.WebcamOptions(mirror=False),  # a mirrored capture would reach the model mirrored
                         label="A photo, scan or drawing of a digit", elem_id="upload",
                     )
-                    gr.Examples(EXAMPLES, inputs=upload, label="Examples: MNIST digits and a photo")
+                    gr.Examples(EXAMPLES, inputs=upload, label="Examples: MNIST digits and photos")
                 with gr.Tab("Batch", id="batch-tab"):
                     batch_files = gr.File(file_count="multiple", type="filepath",  # no file_types: a non-image gets its own row, not a failed batch
                                           label=f"Up to {MAX_BATCH} images", elem_id="batch-files")

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
+from skimage.morphology import convex_hull_image
 from threadpoolctl import threadpool_limits
 
 MNIST_SIZE = 28  # the network's input side, px
@@ -49,6 +50,11 @@ MIN_SPECK = 0.02  # ink blobs smaller than this share of the largest blob are no
 EDGE_BAND, EDGE_BAND_FILL = 0.12, 0.85  # outer share of each side searched for bands; ink share that makes one
 EDGE_GAP = 2  # rows of paper allowed between a band and the blurred line along its inner edge
 LIGHT_DEGREE = 2  # degree of the polynomial that models light falling across a photographed page
+SHEET_SHARE = (0.25, 0.97)  # a sheet lying on a desk covers this share of the photo; more is a page that fills it
+SHEET_EDGE = 0.05  # luminance (0-1) step per px that marks the sheet's edge: a desk's edge, not light falling off...
+SHEET_SHARP = 0.85  # ...along this share of the sheet's outline (off the image's edge): the hull of a bold chalk digit has gaps
+SHEET_STEP = 0.15  # luminance by which the desk just off the sheet is darker than the sheet: a ruled line is no desk
+SHEET_RIM = 2  # px of the sheet along its edge that are the blurred line where it meets the desk, not ink
 STROKE_INK = 0.5  # ink level that makes a pixel part of a stroke when a number is split into digits
 SAME_DIGIT_OVERLAP = 0.5  # strokes sharing this share of the narrower one's columns are one digit
 MIN_DIGIT_HEIGHT = 0.2  # strokes whose longer side is under this share of the tallest are dots and specks
@@ -170,7 +176,8 @@ def ink_map(img: Image.Image, one_digit: bool = True) -> np.ndarray:
 
     Transparent layers are read by their alpha. Otherwise ink is the colour distance to the
     background: one colour when the image's edge is uniform (a canvas), else a smooth field that
-    follows uneven light across a photo. Specks and frame artefacts along the edge are dropped,
+    follows uneven light across a photo, fitted on the sheet alone when a desk shows around it (the
+    desk is no ink). Specks and frame artefacts along the edge are dropped,
     and for `one_digit` also small marks far from the main stroke (in a number, those are digits).
     """
     img = img if img.mode in ("RGB", "RGBA") else img.convert("RGBA")
@@ -179,7 +186,11 @@ def ink_map(img: Image.Image, one_digit: bool = True) -> np.ndarray:
         lightness = np.asarray(img.convert("L"))[alpha > alpha.max() // 2]  # the strokes' ITU-R 601 luma, however faint the pen
         backdrop = 255 if np.median(lightness) < 127.5 else 0
         img = Image.alpha_composite(Image.new("RGBA", img.size, (backdrop, backdrop, backdrop, 255)), img)  # in uint8: within half a level of a float blend
-    dist = _distance_to_background(np.asarray(img)[..., :3]) / np.float32(np.sqrt(3))
+    rgb = np.asarray(img)[..., :3]
+    sheet = _sheet(rgb)
+    dist = _distance_to_background(rgb, sheet) / np.float32(np.sqrt(3))
+    if sheet is not None:  # the desk around a sheet of paper holds no ink
+        dist[~sheet] = np.median(dist[sheet])
     if dist.max() < MIN_CONTRAST:
         return np.zeros(dist.shape, np.float32)
     otsu = _otsu(dist)
@@ -223,20 +234,55 @@ def _top_decile(x: np.ndarray) -> np.floating:
     return top if np.count_nonzero(x == top) >= 0.1 * x.size + 2 else np.percentile(x, 90)
 
 
-def _distance_to_background(rgb: np.ndarray) -> np.ndarray:
-    """Each pixel's RGB distance (0-255 levels scaled to 0-1) to the background: one colour when
-    the image's edge is uniform, else the lighting field."""
+def _edge(rgb: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8: the pixels in a thin ring along the image's edge."""
     h, w, _ = rgb.shape
     ring = max(1, min(h, w) // 30)
-    edge = np.concatenate([rgb[:ring].reshape(-1, 3), rgb[-ring:].reshape(-1, 3), rgb[:, :ring].reshape(-1, 3), rgb[:, -ring:].reshape(-1, 3)])
-    edge = edge.astype(np.float32) / np.float32(255)
-    colour = np.array([_median(channel, channel[0]) for channel in edge.T], np.float32)  # a canvas's corner is its background
-    if _median(np.abs(edge - colour), 0) < 0.02:  # a uniform edge: perhaps one background colour
-        dist = _distance_to_colour(rgb, colour)
-        if np.count_nonzero(dist < MIN_CONTRAST * np.sqrt(3) / 2) > 0.25 * dist.size:
-            return dist  # a canvas or a clean scan
+    return np.concatenate([rgb[:ring].reshape(-1, 3), rgb[-ring:].reshape(-1, 3), rgb[:, :ring].reshape(-1, 3), rgb[:, -ring:].reshape(-1, 3)])
+
+
+def _sheet(rgb: np.ndarray) -> np.ndarray | None:
+    """A photo of a sheet of paper lying on a darker desk that shows around it -> the sheet's
+    pixels, less its blurred rim; None for any other image. A drawing's background is exactly one
+    colour along its edge, a photo's never is, so drawings and MNIST digits are never searched."""
+    edge = _edge(rgb)
+    pixel = np.dtype((np.void, 3))  # an RGB pixel as one value: compared in one pass, not three (20 us, not 90)
+    if np.count_nonzero(edge.view(pixel).ravel() == edge[0].view(pixel)) > len(edge) // 2:  # a drawing's corner is nearly always its background
+        return None
+    if np.count_nonzero((edge == np.median(edge, axis=0)).all(axis=1)) > len(edge) // 2:
+        return None
+    lum = rgb @ np.float32([0.299, 0.587, 0.114]) / np.float32(255)
+    labels, n = ndi.label(lum > threshold_otsu(lum))
+    if n == 0:
+        return None
+    sheet = convex_hull_image(labels == 1 + np.argmax(np.bincount(labels.ravel())[1:]))  # with the ink on it, even ink touching its edge
+    if not SHEET_SHARE[0] <= sheet.mean() <= SHEET_SHARE[1]:
+        return None
+    outline = sheet & ~ndi.binary_erosion(sheet, border_value=1)  # the image's own edge is not the sheet's
+    step = ndi.maximum_filter(np.hypot(ndi.sobel(lum, 0), ndi.sobel(lum, 1)), 3) / 4  # per px, within a px of the outline
+    if not outline.any() or np.count_nonzero(step[outline] >= SHEET_EDGE) < SHEET_SHARP * np.count_nonzero(outline):
+        return None
+    inside = sheet & ~ndi.binary_erosion(sheet, iterations=2 * SHEET_RIM, border_value=1)
+    outside = ndi.binary_dilation(sheet, iterations=3 * SHEET_RIM) & ~ndi.binary_dilation(sheet, iterations=SHEET_RIM)
+    if not outside.any() or np.median(lum[inside]) - np.median(lum[outside]) < SHEET_STEP:
+        return None
+    sheet = ndi.binary_erosion(sheet, iterations=SHEET_RIM, border_value=1)
+    return sheet if sheet.any() else None
+
+
+def _distance_to_background(rgb: np.ndarray, sheet: np.ndarray | None = None) -> np.ndarray:
+    """Each pixel's RGB distance (0-255 levels scaled to 0-1) to the background: one colour when
+    the image's edge is uniform, else the lighting field, fitted only on the `sheet` when a photo
+    shows one lying on a desk."""
+    if sheet is None:
+        edge = _edge(rgb).astype(np.float32) / np.float32(255)
+        colour = np.array([_median(channel, channel[0]) for channel in edge.T], np.float32)  # a canvas's corner is its background
+        if _median(np.abs(edge - colour), 0) < 0.02:  # a uniform edge: perhaps one background colour
+            dist = _distance_to_colour(rgb, colour)
+            if np.count_nonzero(dist < MIN_CONTRAST * np.sqrt(3) / 2) > 0.25 * dist.size:
+                return dist  # a canvas or a clean scan
     levels = rgb.astype(np.float32) / np.float32(255)
-    return _distance(levels, _lighting_field(levels))
+    return _distance(levels, _lighting_field(levels, sheet))
 
 
 def _distance_to_colour(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
@@ -264,13 +310,17 @@ def _poly_terms(h: int, w: int) -> np.ndarray:
     return terms
 
 
-def _lighting_field(rgb: np.ndarray) -> np.ndarray:
+def _lighting_field(rgb: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
     """Paper under uneven light: a smooth polynomial surface per channel, fitted to the pixels
-    that are not ink and refitted as the ink is found, so even bold strokes leave it untouched."""
+    that are not ink (and lie `within` the sheet, when given) and refitted as the ink is found, so
+    even bold strokes leave it untouched."""
     h, w, _ = rgb.shape
     step = max(1, max(h, w) // 64)
     small = rgb[::step, ::step].reshape(-1, 3)
     terms = _poly_terms(*rgb[::step, ::step].shape[:2]).reshape(len(small), -1)
+    if within is not None:
+        on = within[::step, ::step].ravel()
+        small, terms = small[on], terms[on]
     luminance = small @ np.float32([0.299, 0.587, 0.114])
     typical = np.median(luminance)
     paper = luminance >= typical if typical > 0.5 else luminance <= typical

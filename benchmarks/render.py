@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -23,6 +23,9 @@ from preprocess import MNIST_SIZE  # noqa: E402
 CANVAS_SIDES = (800, 400, 280)  # the sketchpad sizes people use, px
 DIGIT_SHARE = (0.25, 0.70)  # digit height as a share of the canvas side
 FRAME_FILL = 0.71  # MNIST's 20 px digit fills 71% of its 28 px frame (20/28 rounded: every benchmark render was made with it)
+SHEET_SHARE = (0.55, 0.95)  # share of the photo's width and of its height that a sheet on a desk covers
+SHEET_TILT = 5.0  # degrees a sheet on a desk lies askew
+DESK_LEVELS = (20, 140)  # a desk's RGB levels: darker than paper (a sheet on a white desk shows no edge)
 NUMBER_HEIGHT = (50, 160)  # px range of a number's digit height: a form field up to a wide canvas
 NAMED_SCHEMES = {  # (stroke, background); None = transparent
     "black on white": ((0, 0, 0), (255, 255, 255)),
@@ -135,12 +138,46 @@ def photo(digit: np.ndarray, rng: np.random.Generator, side: int | None = None) 
     paper = np.array([rng.uniform(200, 250), rng.uniform(195, 245), rng.uniform(170, 240)], np.float32)
     pen = np.array(rng.choice([(20, 20, 25), (25, 35, 110), (70, 70, 75), (15, 60, 30)]), np.float32)
     rgb = paper * (1 - layer[..., None] * rng.uniform(0.75, 1.0)) + pen * layer[..., None] * rng.uniform(0.75, 1.0)
+    return _photograph(rgb, rng, table_edge=True)
+
+
+def desk(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A digit on a sheet of paper lying on a desk, photographed from far enough that the desk shows
+    around the tilted sheet; otherwise as `photo`."""
+    w = int(rng.choice([480, 640, 1024]))
+    h = int(w * rng.uniform(0.75, 1.0))
+    sh, sw = int(h * rng.uniform(*SHEET_SHARE)), int(w * rng.uniform(*SHEET_SHARE))
+    top, left = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
+    size = int(min(sh, sw) * rng.uniform(0.35, 0.7) / FRAME_FILL)
+    ink = _pen(digit, size, rng.uniform(-0.3, 0.4))
+    ink = ndi.rotate(ink, rng.uniform(-8, 8), reshape=False, order=1)
+    layer = np.zeros((h, w), np.float32)
+    _paste(layer, ink, top + int(rng.integers(0, max(1, sh - size))), left + int(rng.integers(0, max(1, sw - size))))
+    turn = np.radians(rng.uniform(-SHEET_TILT, SHEET_TILT))
+    cy, cx = top + sh / 2, left + sw / 2
+    corners = [(cx + dx * np.cos(turn) - dy * np.sin(turn), cy + dx * np.sin(turn) + dy * np.cos(turn))
+               for dx, dy in ((-sw / 2, -sh / 2), (sw / 2, -sh / 2), (sw / 2, sh / 2), (-sw / 2, sh / 2))]
+    outline = Image.new("L", (w, h))
+    ImageDraw.Draw(outline).polygon(corners, fill=255)
+    sheet = np.asarray(outline, np.float32)[..., None] / 255
+    surface = np.array(rng.uniform(*DESK_LEVELS, size=3), np.float32)
+    paper = np.array([rng.uniform(200, 250), rng.uniform(195, 245), rng.uniform(170, 240)], np.float32)
+    pen = np.array(rng.choice([(20, 20, 25), (25, 35, 110), (70, 70, 75), (15, 60, 30)]), np.float32)
+    strength = (layer * sheet[..., 0])[..., None] * rng.uniform(0.75, 1.0)  # ink only on the paper
+    rgb = (surface * (1 - sheet) + paper * sheet) * (1 - strength) + pen * strength
+    return _photograph(rgb, rng, table_edge=False)
+
+
+def _photograph(rgb: np.ndarray, rng: np.random.Generator, table_edge: bool) -> Image.Image:
+    """A page (H, W, 3 levels) as a phone photographs it: uneven light and vignette, sometimes (with
+    `table_edge`) the table at one edge, blur, noise and JPEG."""
+    h, w, _ = rgb.shape
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     angle = rng.uniform(0, 2 * np.pi)
     light = 1 - rng.uniform(0.15, 0.45) * ((np.cos(angle) * xx + np.sin(angle) * yy) - (np.cos(angle) + np.sin(angle)) / 2 + 0.5)
     light -= rng.uniform(0, 0.2) * ((xx - 0.5) ** 2 + (yy - 0.5) ** 2)  # vignette
     rgb = rgb * light[..., None]
-    if rng.random() < 0.3:  # the table at the edge of the photo
+    if table_edge and rng.random() < 0.3:  # the table at the edge of the photo
         band = int(min(h, w) * rng.uniform(0.03, 0.08))
         edge = rng.integers(4)
         table = np.array(rng.uniform(20, 90, size=3), np.float32)

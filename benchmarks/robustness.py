@@ -3,13 +3,13 @@ resize-the-whole-image pipeline that most digit demos use.
 
     python benchmarks/robustness.py                 # 1000 digits per condition, bundled weights
     python benchmarks/robustness.py --n 200 --weights runs/x/model_weights.pth
-    python benchmarks/robustness.py --split validation --n 714   # to judge a change before any test score
+    python benchmarks/robustness.py --split validation --n 625   # to judge a change before any test score
 
 Only MNIST's test digits are rendered; training never sees them. `--split validation` renders the
 5,000 held-out validation digits instead (also never trained on), so that a change can be judged
 there first and the test renders scored once, after the decision. Each condition draws its own
 digits, so that a handful of ambiguous test digits (a 5 written as a 3) cannot count once per
-condition: the 7 x 1000 renders are 7000 different digits.
+condition: the 8 x 1000 renders are 8000 different digits.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ CONDITIONS = {
     **{f"canvas: {name}": (lambda d, rng, s=name: render.canvas(d, rng, scheme=s)) for name in render.NAMED_SCHEMES},
     "canvas: random colours": render.canvas,
     "photo": render.photo,
+    "photo: sheet on a desk": render.desk,
 }
 
 
@@ -46,7 +47,7 @@ def read(recognizer: Recognizer, images: list) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=1000, help="digits per condition: at most 1428 test, 714 validation (default: 1000)")
+    parser.add_argument("--n", type=int, default=1000, help="digits per condition: at most 1250 test, 625 validation (default: 1000)")
     parser.add_argument("--split", choices=("test", "validation"), default="test", help="which held-out digits to render (default: test)")
     parser.add_argument("--seed", type=int, default=0, help="picks the digits and the renders (default: 0)")
     parser.add_argument("--weights", default=str(BUNDLED_WEIGHTS), help="weights file (default: model_weights.pth)")
@@ -59,8 +60,9 @@ def main() -> None:
     recognizer = Recognizer(load_network(args.weights), tta=args.tta)
     mnist = load_mnist("data")
     images, labels = mnist["test"] if args.split == "test" else split_validation(*mnist["train"])[1]
-    if args.n * len(CONDITIONS) > len(images):
-        parser.error(f"--n at most {len(images) // len(CONDITIONS)}: each condition takes its own {args.split} digits")
+    last = max((k for k, name in enumerate(CONDITIONS) if args.only in name), default=0)
+    if args.n * (last + 1) > len(images):
+        parser.error(f"--n at most {len(images) // (last + 1)} here: each condition takes its own {args.split} digits")
     order = np.random.default_rng(args.seed).permutation(len(images))
     totals = {"canvas": [0, 0, 0], "photo": [0, 0, 0]}
     print("| condition | digits | ours | naive resize | render+read ms/img |\n|---|---:|---:|---:|---:|")
