@@ -23,8 +23,10 @@ from preprocess import MNIST_SIZE  # noqa: E402
 CANVAS_SIDES = (800, 400, 280)  # the sketchpad sizes people use, px
 DIGIT_SHARE = (0.25, 0.70)  # digit height as a share of the canvas side
 FRAME_FILL = 0.71  # MNIST's 20 px digit fills 71% of its 28 px frame (20/28 rounded: every benchmark render was made with it)
-SHEET_SHARE = (0.55, 0.95)  # share of the photo's width and of its height that a sheet on a desk covers
+SHEET_SIDES = (0.55, 0.95)  # share of the photo's width, and of its height, that a sheet on a desk covers
 SHEET_TILT = 5.0  # degrees a sheet on a desk lies askew
+PAPER_LEVELS = ((200, 250), (195, 245), (170, 240))  # RGB ranges of paper: white to yellowed
+PENS = ((20, 20, 25), (25, 35, 110), (70, 70, 75), (15, 60, 30))  # black, blue, pencil grey and green ink
 DESK_LEVELS = (20, 140)  # a desk's RGB levels: darker than paper (a sheet on a white desk shows no edge)
 NUMBER_HEIGHT = (50, 160)  # px range of a number's digit height: a form field up to a wide canvas
 NAMED_SCHEMES = {  # (stroke, background); None = transparent
@@ -135,8 +137,8 @@ def photo(digit: np.ndarray, rng: np.random.Generator, side: int | None = None) 
     ink = ndi.rotate(ink, rng.uniform(-8, 8), reshape=False, order=1)
     layer = np.zeros((h, w), np.float32)
     _paste(layer, ink, int(rng.integers(0, max(1, h - size))), int(rng.integers(0, max(1, w - size))))
-    paper = np.array([rng.uniform(200, 250), rng.uniform(195, 245), rng.uniform(170, 240)], np.float32)
-    pen = np.array(rng.choice([(20, 20, 25), (25, 35, 110), (70, 70, 75), (15, 60, 30)]), np.float32)
+    paper = np.array([rng.uniform(*levels) for levels in PAPER_LEVELS], np.float32)
+    pen = np.array(rng.choice(PENS), np.float32)
     rgb = paper * (1 - layer[..., None] * rng.uniform(0.75, 1.0)) + pen * layer[..., None] * rng.uniform(0.75, 1.0)
     return _photograph(rgb, rng, table_edge=True)
 
@@ -146,7 +148,7 @@ def desk(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     around the tilted sheet; otherwise as `photo`."""
     w = int(rng.choice([480, 640, 1024]))
     h = int(w * rng.uniform(0.75, 1.0))
-    sh, sw = int(h * rng.uniform(*SHEET_SHARE)), int(w * rng.uniform(*SHEET_SHARE))
+    sh, sw = int(h * rng.uniform(*SHEET_SIDES)), int(w * rng.uniform(*SHEET_SIDES))
     top, left = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
     size = int(min(sh, sw) * rng.uniform(0.35, 0.7) / FRAME_FILL)
     ink = _pen(digit, size, rng.uniform(-0.3, 0.4))
@@ -161,8 +163,8 @@ def desk(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     ImageDraw.Draw(outline).polygon(corners, fill=255)
     sheet = np.asarray(outline, np.float32)[..., None] / 255
     surface = np.array(rng.uniform(*DESK_LEVELS, size=3), np.float32)
-    paper = np.array([rng.uniform(200, 250), rng.uniform(195, 245), rng.uniform(170, 240)], np.float32)
-    pen = np.array(rng.choice([(20, 20, 25), (25, 35, 110), (70, 70, 75), (15, 60, 30)]), np.float32)
+    paper = np.array([rng.uniform(*levels) for levels in PAPER_LEVELS], np.float32)
+    pen = np.array(rng.choice(PENS), np.float32)
     strength = (layer * sheet[..., 0])[..., None] * rng.uniform(0.75, 1.0)  # ink only on the paper
     rgb = (surface * (1 - sheet) + paper * sheet) * (1 - strength) + pen * strength
     return _photograph(rgb, rng, table_edge=False)
