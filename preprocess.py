@@ -186,11 +186,7 @@ def ink_map(img: Image.Image, one_digit: bool = True) -> np.ndarray:
         lightness = np.asarray(img.convert("L"))[alpha > alpha.max() // 2]  # the strokes' ITU-R 601 luma, however faint the pen
         backdrop = 255 if np.median(lightness) < 127.5 else 0
         img = Image.alpha_composite(Image.new("RGBA", img.size, (backdrop, backdrop, backdrop, 255)), img)  # in uint8: within half a level of a float blend
-    rgb = np.asarray(img)[..., :3]
-    sheet = _sheet(rgb)
-    dist = _distance_to_background(rgb, sheet) / np.float32(np.sqrt(3))
-    if sheet is not None:  # the desk around a sheet of paper holds no ink
-        dist[~sheet] = np.median(dist[sheet])
+    dist = _distance_to_background(np.asarray(img)[..., :3]) / np.float32(np.sqrt(3))
     if dist.max() < MIN_CONTRAST:
         return np.zeros(dist.shape, np.float32)
     otsu = _otsu(dist)
@@ -241,11 +237,10 @@ def _edge(rgb: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb[:ring].reshape(-1, 3), rgb[-ring:].reshape(-1, 3), rgb[:, :ring].reshape(-1, 3), rgb[:, -ring:].reshape(-1, 3)])
 
 
-def _sheet(rgb: np.ndarray) -> np.ndarray | None:
+def _sheet(rgb: np.ndarray, edge: np.ndarray) -> np.ndarray | None:
     """A photo of a sheet of paper lying on a darker desk that shows around it -> the sheet's
     pixels, less its blurred rim; None for any other image. A drawing's background is exactly one
-    colour along its edge, a photo's never is, so drawings and MNIST digits are never searched."""
-    edge = _edge(rgb)
+    colour along its `edge` (ring), a photo's never is, so drawings and MNIST digits are never searched."""
     pixel = np.dtype((np.void, 3))  # an RGB pixel as one value: compared in one pass, not three (about 20 us, not 90)
     if np.count_nonzero(edge.view(pixel).ravel() == edge[0].view(pixel)) > len(edge) // 2:  # a drawing's corner is nearly always its background
         return None
@@ -271,19 +266,24 @@ def _sheet(rgb: np.ndarray) -> np.ndarray | None:
     return sheet if sheet.any() else None
 
 
-def _distance_to_background(rgb: np.ndarray, sheet: np.ndarray | None = None) -> np.ndarray:
+def _distance_to_background(rgb: np.ndarray) -> np.ndarray:
     """Each pixel's RGB distance (0-255 levels scaled to 0-1) to the background: one colour when
-    the image's edge is uniform, else the lighting field, fitted only on the `sheet` when a photo
-    shows one lying on a desk."""
+    the image's edge is uniform, else the lighting field. When a photo shows a sheet lying on a
+    desk, the field is fitted on the sheet alone and the desk counts as background: it holds no ink."""
+    edge = _edge(rgb)
+    sheet = _sheet(rgb, edge)
     if sheet is None:
-        edge = _edge(rgb).astype(np.float32) / np.float32(255)
+        edge = edge.astype(np.float32) / np.float32(255)
         colour = np.array([_median(channel, channel[0]) for channel in edge.T], np.float32)  # a canvas's corner is its background
         if _median(np.abs(edge - colour), 0) < 0.02:  # a uniform edge: perhaps one background colour
             dist = _distance_to_colour(rgb, colour)
             if np.count_nonzero(dist < MIN_CONTRAST * np.sqrt(3) / 2) > 0.25 * dist.size:
                 return dist  # a canvas or a clean scan
     levels = rgb.astype(np.float32) / np.float32(255)
-    return _distance(levels, _lighting_field(levels, sheet))
+    dist = _distance(levels, _lighting_field(levels, sheet))
+    if sheet is not None:
+        dist[~sheet] = np.median(dist[sheet])
+    return dist
 
 
 def _distance_to_colour(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:

@@ -133,8 +133,7 @@ def photo(digit: np.ndarray, rng: np.random.Generator, side: int | None = None) 
     w = side or int(rng.choice([480, 640, 1024]))
     h = int(w * rng.uniform(0.75, 1.0))
     size = int(min(h, w) * rng.uniform(0.35, 0.7) / FRAME_FILL)
-    ink = _pen(digit, size, rng.uniform(-0.3, 0.4))  # a ballpoint to a felt-tip
-    ink = ndi.rotate(ink, rng.uniform(-8, 8), reshape=False, order=1)
+    ink = _written(digit, size, rng)
     layer = np.zeros((h, w), np.float32)
     _paste(layer, ink, int(rng.integers(0, max(1, h - size))), int(rng.integers(0, max(1, w - size))))
     paper = np.array([rng.uniform(*levels) for levels in PAPER_LEVELS], np.float32)
@@ -151,8 +150,7 @@ def desk(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     sh, sw = int(h * rng.uniform(*SHEET_SIDES)), int(w * rng.uniform(*SHEET_SIDES))
     top, left = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
     size = int(min(sh, sw) * rng.uniform(0.35, 0.7) / FRAME_FILL)
-    ink = _pen(digit, size, rng.uniform(-0.3, 0.4))
-    ink = ndi.rotate(ink, rng.uniform(-8, 8), reshape=False, order=1)
+    ink = _written(digit, size, rng)
     layer = np.zeros((h, w), np.float32)
     _paste(layer, ink, top + int(rng.integers(0, max(1, sh - size))), left + int(rng.integers(0, max(1, sw - size))))
     turn = np.radians(rng.uniform(-SHEET_TILT, SHEET_TILT))
@@ -168,6 +166,12 @@ def desk(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     strength = (layer * sheet[..., 0])[..., None] * rng.uniform(0.75, 1.0)  # ink only on the paper
     rgb = (surface * (1 - sheet) + paper * sheet) * (1 - strength) + pen * strength
     return _photograph(rgb, rng, table_edge=False)
+
+
+def _written(digit: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The digit as a pen writes it on paper: a ballpoint to a felt-tip, tilted up to 8 degrees."""
+    ink = _pen(digit, size, rng.uniform(-0.3, 0.4))
+    return ndi.rotate(ink, rng.uniform(-8, 8), reshape=False, order=1)
 
 
 def _photograph(rgb: np.ndarray, rng: np.random.Generator, table_edge: bool) -> Image.Image:
