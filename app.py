@@ -44,6 +44,7 @@ STROKE_COLOR, BACKGROUND_COLOR, STROKE_WIDTH = "#000000", "#ffffff", 36  # defau
 VIEW_SIDE = 5 * MNIST_SIZE  # the model's view is shown enlarged 5x, nearest-neighbour
 BLANK = "Draw a digit in the box: the prediction updates as you draw."
 NUMBER_BLANK = "Write a number in the box, digits side by side: it is read as you write."
+BOLD_HINT = "The pen is very thick for the digit's size and may have filled in its loops: a thinner pen or a larger digit reads more reliably."
 DIGIT_VIEW_SIDE = 3 * MNIST_SIZE  # each digit of a number is shown 3x, nearest-neighbour
 MAX_FILE_SIZE = 20 * 1024**2  # bytes per upload: a phone photo is a few MB; more is refused before it is read
 WORKERS = 2  # events run at once: one per core; a request is ~10 ms of numpy and torch that hold the GIL only in part
@@ -86,11 +87,12 @@ def flatten_layers(editor: dict | None) -> Image.Image | None:
     return canvas
 
 
-def describe(prediction: Prediction) -> str:
+def describe(prediction: Prediction, drawn: bool = False) -> str:
+    """The verdict; for a digit `drawn` on the sketchpad with a pen too bold for its size, how to draw it instead."""
     p = prediction.probabilities[prediction.label]
-    if not prediction.is_digit:
-        return f"This doesn't look like a digit. Best guess: {prediction.label} ({p:.0%})."
-    return f"Looks like a {prediction.label} ({p:.0%})."
+    verdict = (f"This doesn't look like a digit. Best guess: {prediction.label} ({p:.0%})." if not prediction.is_digit
+               else f"Looks like a {prediction.label} ({p:.0%}).")
+    return f"{verdict} {BOLD_HINT}" if drawn and prediction.bold else verdict
 
 
 def view(prediction: Prediction, side: int = VIEW_SIDE) -> np.ndarray:
@@ -103,18 +105,19 @@ def status(text: str) -> str:
     return f'<p role="status" aria-live="polite">{text}</p>'
 
 
-def show(image: object, blank_hint: bool = True) -> tuple[dict | None, str, np.ndarray | None]:
+def show(image: object, drawn: bool = True) -> tuple[dict | None, str, np.ndarray | None]:
     """(Label value, sentence, model's view) for the UI. A blank input gets no guess: the hint
-    to draw, or with `blank_hint` off (an uploaded picture) the reason that nothing was read."""
+    to draw, or for an uploaded picture (not `drawn`) the reason that nothing was read. Only a
+    drawing is told that the pen was too bold: an upload has no pen to change."""
     if image is None:
         return None, status(BLANK), None
     try:
         prediction = recognizer.predict(image)
     except NoDigitError as e:
-        return None, status(BLANK if blank_hint else str(e)), None
+        return None, status(BLANK if drawn else str(e)), None
     except ImageError as e:
         return None, status(str(e)), None
-    return prediction.probabilities, status(describe(prediction)), view(prediction)
+    return prediction.probabilities, status(describe(prediction, drawn)), view(prediction)
 
 
 def read_sketch(editor: dict | None) -> tuple[dict | None, str, np.ndarray | None]:
@@ -122,7 +125,7 @@ def read_sketch(editor: dict | None) -> tuple[dict | None, str, np.ndarray | Non
 
 
 def read_upload(path: str | None) -> tuple[dict | None, str, np.ndarray | None]:
-    return show(path, blank_hint=False)
+    return show(path, drawn=False)
 
 
 def show_number(image: object) -> tuple[str, list[tuple[np.ndarray, str]]]:

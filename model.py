@@ -180,6 +180,12 @@ class Prediction:
     is_digit: bool  # False when the score is under the threshold fitted on held-out digits
 
     box: tuple[int, int, int, int] | None = None  # (left, top, right, bottom) in the upright input's px, for a digit of a number
+    pen: float | None = None  # for a single digit, its strokes' width for its size as a multiple of MNIST's (preprocess.frame_with_pen)
+
+    @property
+    def bold(self) -> bool:
+        """Drawn with a pen so bold for the digit's size that its loops may have filled in."""
+        return self.pen is not None and self.pen >= preprocess.BOLD_PEN
 
     @property
     def label(self) -> str:
@@ -273,27 +279,28 @@ class Recognizer:
     def predict_each(self, images: Sequence[object]) -> list[Prediction | ImageError | NoDigitError]:
         """`predict` for many images in one batched pass; an image that can't be read gets its
         error in its place, so one bad file does not fail the rest."""
-        results: list[Prediction | ImageError | NoDigitError] = []
+        results: list[tuple[np.ndarray, float] | Prediction | ImageError | NoDigitError] = []
         for image in images:
             try:
-                frame = preprocess.to_mnist(image)
-                results.append(frame if frame is not None else NoDigitError(NO_INK))
+                framed = preprocess.to_mnist_with_pen(image)
+                results.append(framed if framed is not None else NoDigitError(NO_INK))
             except ImageError as e:
                 results.append(e)
-        readable = [k for k, r in enumerate(results) if isinstance(r, np.ndarray)]
+        readable = [k for k, r in enumerate(results) if isinstance(r, tuple)]
         if readable:
-            for k, prediction in zip(readable, self._predictions([results[k] for k in readable])):
+            frames, pens = zip(*(results[k] for k in readable))
+            for k, prediction in zip(readable, self._predictions(list(frames), pens=pens)):
                 results[k] = prediction
         return results
 
     def _predictions(self, frames: list[np.ndarray], boxes: Sequence | None = None,
-                     known: tuple[np.ndarray, np.ndarray] | None = None) -> list[Prediction]:
+                     known: tuple[np.ndarray, np.ndarray] | None = None, pens: Sequence | None = None) -> list[Prediction]:
         """Predictions for frames, from `known` = read_frames(frames) when the caller already has it."""
         probs, scores = self.read_frames(np.stack(frames)) if known is None else known
         threshold = self.net.digit_threshold.item()
         return [
-            Prediction({c: float(p) for c, p in zip(CLASSES, row / row.sum())}, frame, float(score), bool(score >= threshold), box)
-            for row, frame, score, box in zip(probs, frames, scores, boxes or [None] * len(frames))
+            Prediction({c: float(p) for c, p in zip(CLASSES, row / row.sum())}, frame, float(score), bool(score >= threshold), box, pen)
+            for row, frame, score, box, pen in zip(probs, frames, scores, boxes or [None] * len(frames), pens or [None] * len(frames))
         ]
 
     def predict(self, image: object) -> Prediction:

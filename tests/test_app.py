@@ -253,6 +253,27 @@ def test_a_new_background_keeps_the_strokes_drawn():
     assert label is not None and "Looks like a 1" in sentence
 
 
+def test_a_digit_drawn_with_a_pen_too_thick_for_its_size_gets_a_hint(mnist, tmp_path):
+    """The boldest pens fill a digit's loops, which no thinning can reopen: the verdict says so and
+    how to draw instead. The same digits drawn with MNIST's pen get the plain verdict, and an
+    uploaded picture, which has no pen to change, none."""
+    import app
+    import render
+
+    def sentence(ink: np.ndarray) -> str:
+        layer = app.solid("#00000000").copy()
+        layer[100 : 100 + ink.shape[0], 100 : 100 + ink.shape[1]] = (20, 20, 20, 0)
+        layer[100 : 100 + ink.shape[0], 100 : 100 + ink.shape[1], 3] = np.uint8(255 * ink)
+        return app.read_sketch({"background": app.solid("#ffffff"), "layers": [layer], "composite": None})[1]
+
+    for digit in mnist[0][:5]:
+        assert app.BOLD_HINT in sentence(render._pen(digit, 150, 3.0))
+        assert app.BOLD_HINT not in sentence(render._pen(digit, 150, 0.0))
+    Image.fromarray(np.uint8(255 * (1 - render._pen(mnist[0][0], 150, 3.0)))).save(tmp_path / "bold.png")
+    label, uploaded, view = app.read_upload(str(tmp_path / "bold.png"))
+    assert label is not None and app.BOLD_HINT not in uploaded
+
+
 @pytest.mark.parametrize("files, cores", [({"cpu.max": "50000 100000\n"}, 1), ({"cpu.max": "150000 100000\n"}, 2), ({"cpu.max": "max 100000\n"}, None),
                                           ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
                                           ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None), ({}, None)],

@@ -301,7 +301,7 @@ def test_a_solid_bar_is_framed_without_nan():
 
 
 def _always_eroded(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """_normalise_stroke's study-size crop and its thinning of it, eroding whatever the erosion
+    """_study's study-size crop and its thinning of it, eroding whatever the erosion
     leaves (as it did before it learnt to skip the erosions it throws away)."""
     h, w = crop.shape
     scale = preprocess.STROKE_SIDE / max(h, w)
@@ -328,7 +328,7 @@ def test_thinning_skips_only_the_erosions_it_would_throw_away(mnist, monkeypatch
     for crop in [*bold, bar, square, holed, triangle]:
         crop = crop[preprocess._box(crop > 0.05)]
         big, expected = _always_eroded(crop)
-        assert np.array_equal(preprocess._normalise_stroke(crop), expected)
+        assert np.array_equal(preprocess._normalise_stroke(*preprocess._study(crop)), expected)
         thinned += expected is not big
     assert thinned >= 8  # the bold pens' erosions are kept
 
@@ -359,3 +359,14 @@ def test_cleaning_keeps_the_digit_and_drops_specks_strays_and_edge_frames():
     number = digit.copy()
     number[170:178, 170:178] = True
     assert np.array_equal(preprocess._clean(mask, one_digit=False), number)
+
+
+def test_pen_width_is_measured_against_mnists_pen(mnist):
+    """MNIST's own digits measure about 1; the same digits drawn on a canvas with a pen twice as
+    bold measure over 1.5, where framing thins them; a blank canvas has no pen."""
+    digits = mnist[0][:40]
+    as_published = np.median([preprocess.to_mnist_with_pen(d)[1] for d in digits])
+    bold = np.median([preprocess.to_mnist_with_pen(Image.fromarray(np.uint8(255 * render._pen(d, 200, 1.0))))[1] for d in digits])
+    assert 0.85 < as_published < 1.2
+    assert bold > 1.5
+    assert preprocess.to_mnist_with_pen(Image.new("RGB", (200, 200), "white")) is None
