@@ -437,8 +437,7 @@ def frame_with_pen(ink: np.ndarray) -> tuple[np.ndarray, float] | None:
     box = _box(ink > INK_FLOOR)
     if box is None:
         return None
-    big, depth, ratio = _study(ink[box])
-    crop = _normalise_stroke(big, depth, ratio)
+    crop, ratio = _normalise_stroke(ink[box])
     h, w = crop.shape
     scale = MNIST_BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -461,20 +460,16 @@ def stroke_width(depth: np.ndarray) -> float:
     return 4 * float(inside.mean()) if inside.size else 0.0
 
 
-def _study(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """A digit's crop at STROKE_SIDE, each stroke pixel's distance to the nearest pixel off the
-    strokes, and the strokes' mean width over STROKE_SIDE (MNIST's digits: MNIST_STROKE)."""
+def _normalise_stroke(crop: np.ndarray) -> tuple[np.ndarray, float]:
+    """Thicken hairlines and thin very bold strokes towards MNIST's width-to-size ratio: the crop
+    at STROKE_SIDE so normalised, and the ratio it had (MNIST's digits: MNIST_STROKE). No thinning
+    reopens the loops that a very bold pen fills."""
     h, w = crop.shape
     scale = STROKE_SIDE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     big = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR), np.float32)
-    depth = ndi.distance_transform_edt(big > 0.5)
-    return big, depth, stroke_width(depth) / STROKE_SIDE
-
-
-def _normalise_stroke(big: np.ndarray, depth: np.ndarray, ratio: float) -> np.ndarray:
-    """Thicken hairlines and thin very bold strokes towards MNIST's width-to-size ratio, for a
-    crop studied by _study. No thinning reopens the loops that a very bold pen fills."""
+    depth = ndi.distance_transform_edt(big > 0.5)  # each stroke pixel's distance to the nearest pixel off the strokes
+    ratio = stroke_width(depth) / STROKE_SIDE
     if 0 < ratio < 0.5 * MNIST_STROKE:
         radius = (0.75 * MNIST_STROKE - ratio) * STROKE_SIDE / 2
         big = ndi.grey_dilation(big, footprint=_disk(radius))
@@ -496,7 +491,7 @@ def _normalise_stroke(big: np.ndarray, depth: np.ndarray, ratio: float) -> np.nd
             thinner = np.nan_to_num(ndi.grey_erosion(big, footprint=disk), nan=0.0)
             if (thinner > 0.5).sum() > 0.2 * (big > 0.5).sum():
                 big = thinner
-    return big
+    return big, ratio
 
 
 def _disk(radius: float) -> np.ndarray:
@@ -667,7 +662,8 @@ def _costs(parts: list[Part], cost: Callable[[list[np.ndarray]], np.ndarray]) ->
 
 def to_mnist(src: object) -> np.ndarray | None:
     """Any image -> its (28, 28) MNIST framing, or None when it holds no ink."""
-    return frame(ink_map(load_image(src, DIGIT_SIDE)))
+    framed = to_mnist_with_pen(src)
+    return None if framed is None else framed[0]
 
 
 def to_mnist_with_pen(src: object) -> tuple[np.ndarray, float] | None:
