@@ -119,7 +119,7 @@ def load_image(src: object, side: int = WORK_SIDE) -> Image.Image:
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16- and 32-bit greys: shrunk as integers, then levelled
         img = _from_array(_reduce(np.asarray(img), max(img.size) // side))
     if max(img.size) >= 2 * side and img.mode in ("L", "LA", "RGB", "RGBA"):
-        img = img.reduce(max(img.size) // side)  # integer box shrink first: far cheaper than resizing
+        img = _shrink(img, max(img.size) // side)  # integer box shrink first: far cheaper than resizing
     img = img.convert("RGBA" if img.has_transparency_data else "RGB")  # an opaque alpha would only cost time
     if max(img.size) > side:
         img.thumbnail((side, side), Image.Resampling.BOX)
@@ -165,6 +165,21 @@ def _from_array(a: np.ndarray) -> Image.Image:
         full = 1.0 if top <= 1.0 else 255.0 if top <= 255 else 2.0 ** np.ceil(np.log2(top + 1.0)) - 1
         a = np.nan_to_num(a * np.float32(255.0 / full)).clip(0, 255).astype(np.uint8)
     return Image.fromarray(a)
+
+
+def _shrink(img: Image.Image, factor: int) -> Image.Image:
+    """img.reduce(factor), the same pixels. Pillow reduces an image with alpha by premultiplying
+    every pixel first (2 ms for an 800x800 canvas, five times the reduce), although where alpha is
+    0 the result is 0 whatever the colour: only the blocks that hold the visible pixels go through it."""
+    if img.mode not in ("LA", "RGBA"):
+        return img.reduce(factor)
+    out = Image.new(img.mode, (-(-img.width // factor), -(-img.height // factor)))  # Pillow keeps a last, partial block
+    box = img.getbbox()  # of the pixels whose alpha is not 0
+    if box is not None:
+        left, top = box[0] // factor, box[1] // factor
+        right, bottom = min(-(-box[2] // factor) * factor, img.width), min(-(-box[3] // factor) * factor, img.height)
+        out.paste(img.crop((left * factor, top * factor, right, bottom)).reduce(factor), (left, top))
+    return out
 
 
 def _reduce(a: np.ndarray, factor: int) -> np.ndarray:

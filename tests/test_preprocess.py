@@ -59,6 +59,22 @@ def test_shortcut_statistics_equal_the_library_ones(mnist):
             assert type(preprocess._median(dist.ravel(), mode)) is type(np.median(dist))  # float32 stays float32
 
 
+def test_shrinking_only_the_visible_blocks_equals_pillows_reduce(mnist):
+    rng = np.random.default_rng(0)
+    drawn = render.canvas(mnist[0][3], rng, "blue on transparent", side=803)  # a last, partial block
+    noisy = np.asarray(drawn).copy()
+    noisy[..., :3] = rng.integers(0, 256, noisy[..., :3].shape)  # colours under alpha 0 must not leak
+    edge = np.zeros((37, 50, 4), np.uint8)
+    edge[20:, 41:] = rng.integers(1, 256, (17, 9, 4))  # visible up to the far corner
+    images = [drawn, Image.fromarray(noisy, "RGBA"), Image.fromarray(edge, "RGBA"), drawn.convert("LA"),
+              Image.new("RGBA", (400, 400)), Image.new("RGBA", (401, 399), (10, 20, 30, 255))]
+    for image in images:
+        for factor in (2, 3, 4):
+            shrunk, reduced = preprocess._shrink(image, factor), image.reduce(factor)
+            assert (shrunk.mode, shrunk.size) == (reduced.mode, reduced.size)
+            assert shrunk.tobytes() == reduced.tobytes()
+
+
 def test_an_opaque_alpha_channel_changes_nothing(mnist):
     canvas = render.canvas(mnist[0][2], np.random.default_rng(2), "yellow on green").convert("RGB")
     assert load_image(canvas).mode == "RGB" and load_image(canvas.convert("RGBA")).mode == "RGBA"
