@@ -171,10 +171,10 @@ def _shrink(img: Image.Image, factor: int) -> Image.Image:
     """img.reduce(factor), the same pixels. Pillow reduces an image with alpha by premultiplying
     every pixel first (2 ms for an 800x800 canvas, five times the reduce), although where alpha is
     0 the result is 0 whatever the colour: only the blocks that hold the visible pixels go through it."""
-    if img.mode not in ("LA", "RGBA"):
+    box = img.getbbox() if img.mode in ("LA", "RGBA") and factor > 1 else (0, 0, *img.size)  # of the pixels whose alpha is not 0
+    if box == (0, 0, *img.size):  # all of it, as an opaque image: a cropped copy would only cost time
         return img.reduce(factor)
     out = Image.new(img.mode, (-(-img.width // factor), -(-img.height // factor)))  # Pillow keeps a last, partial block
-    box = img.getbbox()  # of the pixels whose alpha is not 0
     if box is not None:
         left, top = box[0] // factor, box[1] // factor
         right, bottom = min(-(-box[2] // factor) * factor, img.width), min(-(-box[3] // factor) * factor, img.height)

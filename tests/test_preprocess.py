@@ -66,10 +66,13 @@ def test_shrinking_only_the_visible_blocks_equals_pillows_reduce(mnist):
     noisy[..., :3] = rng.integers(0, 256, noisy[..., :3].shape)  # colours under alpha 0 must not leak
     edge = np.zeros((37, 50, 4), np.uint8)
     edge[20:, 41:] = rng.integers(1, 256, (17, 9, 4))  # visible up to the far corner
-    images = [drawn, Image.fromarray(noisy, "RGBA"), Image.fromarray(edge, "RGBA"), drawn.convert("LA"),
+    black = edge.copy()
+    black[..., :3] = 0  # black ink: only its alpha shows it
+    images = [drawn, Image.fromarray(noisy, "RGBA"), Image.fromarray(edge, "RGBA"), Image.fromarray(black, "RGBA"),
+              drawn.convert("LA"), Image.fromarray(black, "RGBA").convert("LA"),
               Image.new("RGBA", (400, 400)), Image.new("RGBA", (401, 399), (10, 20, 30, 255))]
     for image in images:
-        for factor in (2, 3, 4):
+        for factor in (1, 2, 3, 4):
             shrunk, reduced = preprocess._shrink(image, factor), image.reduce(factor)
             assert (shrunk.mode, shrunk.size) == (reduced.mode, reduced.size)
             assert shrunk.tobytes() == reduced.tobytes()
