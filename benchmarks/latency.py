@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -43,12 +42,6 @@ def timings(fn, runs: int) -> np.ndarray:
         fn()
         out.append((time.perf_counter() - start) * 1000)
     return np.array(out)
-
-
-def cycle(items: list) -> Callable[[], object]:
-    """A function returning the items in turn, forever."""
-    it = itertools.cycle(items)
-    return lambda: next(it)
 
 
 def main() -> None:
@@ -85,8 +78,8 @@ def main() -> None:
     print("| input | calls | p50 ms | p99 ms |\n|---|---:|---:|---:|")
     for name, images in cases.items():
         runs = max(args.runs, 3 * len(images)) if len(images) > 1 else args.runs
-        image = cycle(images)
-        t = timings(lambda: recognizer.classify(image()), runs)
+        turn = itertools.cycle(images)
+        t = timings(lambda: recognizer.classify(next(turn)), runs)
         print(f"| {name} | {runs} | {np.percentile(t, 50):.1f} | {np.percentile(t, 99):.1f} |")
     canvases = [render.canvas(digit, rng, scheme="black on white", side=800).convert("RGB") for _ in range(64)]
     network_only = np.stack([digit.astype(np.float32) / 255] * 64)
