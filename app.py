@@ -44,6 +44,7 @@ STROKE_COLOR, BACKGROUND_COLOR, STROKE_WIDTH = "#000000", "#ffffff", 24  # defau
 # digits drawn under a third of the canvas tall (validation digits traced as pen paths, 15-30% tall: 96.3% read at 24, 88.9% at 36)
 VIEW_SIDE = 5 * MNIST_SIZE  # the model's view is shown enlarged 5x, nearest-neighbour
 BLANK = "Draw a digit in the box: the prediction updates as you draw."
+UPLOAD_BLANK = "Upload a picture of a digit (a photo, a scan or a drawing), take one with the webcam, or paste one."
 NUMBER_BLANK = "Write a number in the box, digits side by side: it is read as you write."
 BOLD_HINT = "The pen is very thick for the digit's size and may have filled in its loops: a thinner pen or a larger digit reads more reliably."
 DIGIT_VIEW_SIDE = 3 * MNIST_SIZE  # each digit of a number is shown 3x, nearest-neighbour
@@ -92,7 +93,7 @@ def describe(prediction: Prediction, drawn: bool = False) -> str:
     """The verdict; for a digit `drawn` on the sketchpad with a pen too bold for its size, how to draw it instead."""
     p = prediction.probabilities[prediction.label]
     verdict = (f"This doesn't look like a digit. Best guess: {prediction.label} ({p:.0%})." if not prediction.is_digit
-               else f"Looks like a {prediction.label} ({p:.0%}).")
+               else f"Looks like {'an' if prediction.label == '8' else 'a'} {prediction.label} ({p:.0%}).")
     return f"{verdict} {BOLD_HINT}" if drawn and prediction.bold else verdict
 
 
@@ -111,7 +112,7 @@ def show(image: object, drawn: bool = True) -> tuple[dict | None, str, np.ndarra
     to draw, or for an uploaded picture (not `drawn`) the reason that nothing was read. Only a
     drawing is told that the pen was too bold: an upload has no pen to change."""
     if image is None:
-        return None, status(BLANK), None
+        return None, status(BLANK if drawn else UPLOAD_BLANK), None
     try:
         prediction = recognizer.predict(image)
     except NoDigitError as e:
@@ -125,8 +126,11 @@ def read_sketch(editor: dict | None) -> tuple[dict | None, str, np.ndarray | Non
     return show(flatten_layers(editor))
 
 
-def read_upload(path: str | None) -> tuple[dict | None, str, np.ndarray | None]:
-    return show(path, drawn=False)
+def read_upload(upload: dict | None) -> tuple[dict | None, str, np.ndarray | None]:
+    """The Upload tab's file as it came (its events have preprocess=False): gr.Image alone opens
+    every upload with Pillow first, so a file that Pillow can't read (an iPhone's HEIC photo, text
+    named .png) or a decompression bomb failed inside Gradio with a bare "Error", never saying why."""
+    return show((upload or {}).get("path"), drawn=False)
 
 
 def show_number(image: object) -> tuple[str, list[tuple[np.ndarray, str]]]:
@@ -299,14 +303,14 @@ with gr.Blocks(title="Handwritten digit recognizer", delete_cache=(CACHE_KEEP_S,
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Tabs():
-                with gr.Tab("Draw", id="draw"):
+                with gr.Tab("Draw", id="draw") as draw_tab:
                     with gr.Row():
                         stroke_color = gr.ColorPicker(STROKE_COLOR, label="Stroke colour", elem_id="stroke-color")
                         background_color = gr.ColorPicker(BACKGROUND_COLOR, label="Background colour", elem_id="background-color")
                         stroke_width = gr.Slider(4, 120, value=STROKE_WIDTH, step=2, label="Stroke width (px)", elem_id="stroke-width")
                     sketchpad = canvas(CANVAS, "Draw a digit", "sketchpad", height=CANVAS[1] + 100)
                     clear = gr.Button("Clear", elem_id="clear")
-                with gr.Tab("Upload", id="upload-tab"):
+                with gr.Tab("Upload", id="upload-tab") as upload_tab:
                     upload = gr.Image(
                         sources=["upload", "webcam", "clipboard"], type="filepath", image_mode=None,  # our bounded decoder reads it
                         webcam_options=gr.WebcamOptions(mirror=False),  # a mirrored capture would reach the model mirrored
@@ -332,7 +336,10 @@ with gr.Blocks(title="Handwritten digit recognizer", delete_cache=(CACHE_KEEP_S,
     sketchpad.change(read_sketch, sketchpad, [prediction, sentence, model_view],
                      trigger_mode="always_last", show_progress="hidden", api_visibility="private")
     upload.change(read_upload, upload, [prediction, sentence, model_view],
-                  show_progress="hidden", api_visibility="private")
+                  preprocess=False, show_progress="hidden", api_visibility="private")
+    # The Draw and Upload tabs share the panel beside them: a tab brought into view gets its own input's reading back.
+    draw_tab.select(read_sketch, sketchpad, [prediction, sentence, model_view], show_progress="hidden", api_visibility="private")
+    upload_tab.select(read_upload, upload, [prediction, sentence, model_view], preprocess=False, show_progress="hidden", api_visibility="private")
     number_pad.change(read_number_sketch, number_pad, [number_text, number_digits],
                       trigger_mode="always_last", show_progress="hidden", api_visibility="private")
     stroke_color.change(restyle_brush, [stroke_color, stroke_width], sketchpad, api_visibility="private")
@@ -340,6 +347,11 @@ with gr.Blocks(title="Handwritten digit recognizer", delete_cache=(CACHE_KEEP_S,
     background_color.change(repaint_background, [background_color, sketchpad], sketchpad, api_visibility="private")
     clear.click(blank_canvas, background_color, [sketchpad, prediction, sentence, model_view], api_visibility="private")
     clear_number.click(blank_number_canvas, None, [number_pad, number_text, number_digits], api_visibility="private")
+    # A sketchpad's own bin empties it to white and leaves no tool chosen: it does what our Clear does, and the brush comes back.
+    sketchpad.clear(blank_canvas, background_color, [sketchpad, prediction, sentence, model_view], api_visibility="private").then(
+        None, js=f"() => ({SELECT_BRUSH})(['sketchpad'])")
+    number_pad.clear(blank_number_canvas, None, [number_pad, number_text, number_digits], api_visibility="private").then(
+        None, js=f"() => ({SELECT_BRUSH})(['number-sketchpad'])")
 
     batch_files.change(predict_batch, batch_files, [batch_table, batch_csv], api_name="predict_batch")
 

@@ -503,7 +503,7 @@ def _normalise_stroke(crop: np.ndarray) -> tuple[np.ndarray, float]:
             erode = min(big.shape) < 1.5 * MNIST_STROKE * STROKE_SIDE
         if erode:
             # scipy leaves NaN where a disk far wider than `big` finds nothing (a solid bar): no ink there
-            thinner = np.nan_to_num(ndi.grey_erosion(big, footprint=disk), nan=0.0)
+            thinner = np.nan_to_num(_erode(big, disk), nan=0.0)
             if (thinner > 0.5).sum() > 0.2 * (big > 0.5).sum():
                 big = thinner
     return big, ratio
@@ -513,6 +513,23 @@ def _disk(radius: float) -> np.ndarray:
     r = max(1, int(round(radius)))
     y, x = np.ogrid[-r : r + 1, -r : r + 1]
     return x * x + y * y <= r * r + 0.5
+
+
+def _erode(img: np.ndarray, disk: np.ndarray) -> np.ndarray:
+    """ndi.grey_erosion(img, footprint=disk), the same values. A disk is the union of the centred
+    rectangles whose corners are where its rows narrow, and the minimum over a union is the least
+    of the minima over its parts, each a separable filter: on an 80 px crop, radius 8 took 0.93 ms
+    by the disk itself and 3.1 ms at radius 12, when the pen was bold. A disk wider than the image
+    goes to scipy as it is: the two extend such an image past its edge differently."""
+    if disk.shape[0] > min(img.shape):
+        return ndi.grey_erosion(img, footprint=disk)
+    r = disk.shape[0] // 2
+    half = np.count_nonzero(disk[r:], axis=1) // 2  # each row's half-width, from the centre row outwards
+    out = None
+    for dy in np.flatnonzero(np.append(half[1:] < half[:-1], True)):
+        eroded = ndi.minimum_filter(img, size=(2 * dy + 1, 2 * half[dy] + 1))
+        out = eroded if out is None else np.minimum(out, eroded, out=out)
+    return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -163,8 +163,38 @@ def test_an_uploaded_picture_without_ink_gets_the_reason(tmp_path):
     import app
 
     Image.new("RGB", (300, 200), "white").save(tmp_path / "blank.jpg")
-    label, sentence, view = app.read_upload(str(tmp_path / "blank.jpg"))
+    label, sentence, view = app.read_upload({"path": str(tmp_path / "blank.jpg")})
     assert label is None and view is None and "No digit found" in sentence
+
+
+@pytest.mark.parametrize("name, content", [("IMG_0001.heic", b"\x00\x00\x00\x18ftypheic" + bytes(64)), ("notes.png", b"not a picture")])
+def test_an_upload_that_pillow_cannot_open_gets_our_message_not_gradios_error(tmp_path, name, content):
+    """The Upload tab's events take the file as it came, for our decoder: gr.Image alone opens it
+    with Pillow first and fails with a bare "Error"."""
+    import app
+
+    (tmp_path / name).write_bytes(content)
+    events = [d for d in app.demo.config["dependencies"] if d["targets"] and d["targets"][0][0] in (app.upload._id, app.upload_tab._id)]
+    assert {d["targets"][0][1] for d in events} == {"change", "select"}
+    assert not any(app.demo.fns[d["id"]].preprocess for d in events)
+    label, sentence, view = app.read_upload({"path": str(tmp_path / name), "orig_name": name})
+    assert label is None and view is None and "not an image that can be read" in sentence
+
+
+def test_the_upload_tab_asks_for_a_picture_not_a_drawing():
+    import app
+
+    assert "Upload a picture" in app.read_upload(None)[1]
+    assert "Draw a digit" in app.read_sketch(None)[1]
+
+
+def test_the_verdict_says_an_8(mnist):
+    import app
+
+    images, labels = mnist
+    eight, seven = (app.recognizer.predict(images[np.flatnonzero(labels == d)[0]]) for d in (8, 7))
+    assert app.describe(eight).startswith("Looks like an 8 (")
+    assert app.describe(seven).startswith("Looks like a 7 (")
 
 
 def test_a_colour_typed_into_a_picker_that_is_no_colour_falls_back():

@@ -211,6 +211,37 @@ def test_drawn_digits_are_read(page, mnist, stroke, background, width):
     assert near(area, stroke).mean() > 0.01, "the stroke colour control did not change the pen"
 
 
+def test_the_sketchpads_own_bin_keeps_the_background_and_the_brush(page, mnist):
+    """Gradio's bin empties a sketchpad to white with no tool chosen; ours repaints the chosen
+    background and picks the brush again, so the next digit can be drawn at once."""
+    page.get_by_role("tab", name="Draw").click()
+    set_colour(page, "stroke-color", "#000000")
+    set_colour(page, "background-color", "#1e3ca0")
+    clear(page, "#sketchpad button[aria-label='Clear canvas']")
+    assert verdict(page).startswith("Draw a digit")
+    images, labels = mnist
+    draw(page, images[np.flatnonzero(labels == 2)[0]])
+    assert answer(page) == "2"
+    shot = np.asarray(Image.open(io.BytesIO(page.locator("#sketchpad canvas").first.screenshot())).convert("RGB"), float)
+    assert near(drawing_area(shot, "#1e3ca0"), "#1e3ca0").sum() > 0.3 * shot[..., 0].size
+
+
+def test_the_draw_and_upload_tabs_each_show_their_own_reading(page, mnist):
+    """The prediction beside the tabs is the shown tab's: a digit on the canvas, then a picture
+    uploaded, then back to the canvas."""
+    page.get_by_role("tab", name="Draw").click()
+    clear(page)
+    images, labels = mnist
+    draw(page, images[np.flatnonzero(labels == 5)[0]])
+    assert answer(page) == "5"
+    before = upload(page, ROOT / "examples" / "mnist_7.png")
+    assert answer(page, stale=before) == "7"
+    for tab, digit in (("Draw", "5"), ("Upload", "7")):
+        before = verdict(page)
+        page.get_by_role("tab", name=tab).click()
+        assert answer(page, stale=before) == digit
+
+
 def near(pixels: np.ndarray, colour: str) -> np.ndarray:
     """Which of (..., 3) RGB pixels are close to the "#rrggbb" `colour`."""
     return np.abs(pixels - np.array(ImageColor.getrgb(colour), float)).max(axis=-1) < 24

@@ -354,9 +354,22 @@ def test_thinning_skips_only_the_erosions_it_would_throw_away(mnist, monkeypatch
     def refuse(*args, **kwargs):
         raise AssertionError("eroded a blob that no erosion can thin")
 
-    monkeypatch.setattr(preprocess.ndi, "grey_erosion", refuse)
+    monkeypatch.setattr(preprocess, "_erode", refuse)
     for blob in (square, holed, triangle):
         assert frame(blob) is not None
+
+
+def test_eroding_by_a_disk_equals_scipys_grey_erosion():
+    rng = np.random.default_rng(0)
+    paths = {"rectangles": 0, "scipy": 0}
+    for k in range(400):
+        img = rng.random(tuple(rng.integers(1, 60, 2)), dtype=np.float32)
+        if k % 2:
+            img = (img > 0.4).astype(np.float32)  # strokes and background, as a crop's ink is
+        disk = preprocess._disk(rng.uniform(0.5, 20))
+        paths["scipy" if disk.shape[0] > min(img.shape) else "rectangles"] += 1
+        assert np.array_equal(preprocess._erode(img, disk), ndi.grey_erosion(img, footprint=disk), equal_nan=True)
+    assert min(paths.values()) > 50
 
 
 def test_blas_runs_on_one_thread_once_preprocess_is_imported():
