@@ -73,6 +73,7 @@ INK_FLOOR = 0.05  # ink level under which a pixel lies outside the digit's box w
 THIN_PEN = 1.5  # strokes bolder than this times MNIST's width (for the digit's size) are thinned to 1.1 times it when framed
 BOLD_PEN = 2.5  # a pen this bold fills a digit's loops: 9 of 99 validation canvas renders drawn so were misread, 18 of 3,651 bolder or finer
 
+FLOAT_OVERSHOOT = 1.5  # an array of floats whose largest is at most this is in 0-1: bicubic resizing overshoots 1 by a little
 EXIF_ORIENTATION = 0x0112  # the tag whose values 5-8 turn the picture a quarter: width and height swap
 
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
@@ -101,15 +102,19 @@ def load_image(src: object, side: int = WORK_SIDE) -> Image.Image:
     elif isinstance(src, np.ndarray):
         img = _from_array(src)
     else:
-        if isinstance(src, (bytes, bytearray)):
+        if isinstance(src, (bytes, bytearray, memoryview)):
             src = io.BytesIO(src)
-        elif isinstance(src, (str, os.PathLike)) and not Path(src).is_file():
-            raise ImageError(f"No such image file: {Path(src).name}")
+        elif isinstance(src, (str, os.PathLike)):
+            if not _is_file(src):
+                raise ImageError(f"No such image file: {Path(src).name[:80]}")
+        elif not hasattr(src, "read"):
+            raise ImageError(f"Expected an image (a path, bytes, a file, a PIL image or a numpy array), got {type(src).__name__}.")
         with _decoding(), Image.open(src) as opened:  # closed here: an animated GIF would keep its file open
-            source = opened.size[::-1] if opened.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else opened.size
+            stored = opened.size  # full size: JPEG's draft shrinks it
             _check_size(opened)
             opened.draft("RGB", (side, side))  # JPEG: decode at reduced size, much faster
             img = ImageOps.exif_transpose(opened)  # a decoded copy, upright
+            source = stored if img.size == opened.size else stored[::-1]  # turned a quarter (TIFF's reader turns its size itself)
     if img.width == 0 or img.height == 0:
         raise ImageError("The image is empty (0 pixels).")
     if isinstance(src, (Image.Image, np.ndarray)):
@@ -125,6 +130,13 @@ def load_image(src: object, side: int = WORK_SIDE) -> Image.Image:
         img.thumbnail((side, side), Image.Resampling.BOX)
     img.info["source_size"] = source  # convert() made a copy: the caller's image is untouched
     return img
+
+
+def _is_file(path: str | os.PathLike) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):  # a name too long (a data: URL), or with a NUL in it
+        return False
 
 
 @contextmanager
@@ -159,11 +171,16 @@ def _from_array(a: np.ndarray) -> Image.Image:
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
         raise ImageError(f"Expected an HxW, HxWx3 or HxWx4 array, got shape {a.shape}.")
     if a.dtype != np.uint8:
-        a = a.astype(np.float32)
-        top = np.nanmax(a) if a.size else 0
-        # floats in 0-1, 8-bit levels, or else the fewest bits that hold the maximum: a 10- or 12-bit scan in a 16-bit file
-        full = 1.0 if top <= 1.0 else 255.0 if top <= 255 else 2.0 ** np.ceil(np.log2(top + 1.0)) - 1
-        a = np.nan_to_num(a * np.float32(255.0 / full)).clip(0, 255).astype(np.uint8)
+        try:
+            a = a.astype(np.float32)
+        except (TypeError, ValueError) as e:
+            raise ImageError(f"Expected an array of numbers, got {a.dtype}.") from e
+        finite = a[np.isfinite(a)]
+        top = finite.max() if finite.size else 0
+        # floats in 0-1 (a resize's overshoot past 1 too), 8-bit levels, or else the fewest bits that hold the maximum: a 10-
+        # or 12-bit scan in a 16-bit file
+        full = 1.0 if top <= FLOAT_OVERSHOOT else 255.0 if top <= 255 else 2.0 ** np.ceil(np.log2(top + 1.0)) - 1
+        a = np.nan_to_num(a * np.float32(255.0 / full), posinf=255.0, neginf=0.0).clip(0, 255).astype(np.uint8)
     return Image.fromarray(a)
 
 

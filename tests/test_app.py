@@ -300,7 +300,7 @@ def test_a_digit_drawn_with_a_pen_too_thick_for_its_size_gets_a_hint(mnist, tmp_
         assert app.BOLD_HINT in sentence(render._pen(digit, 150, 3.0))
         assert app.BOLD_HINT not in sentence(render._pen(digit, 150, 0.0))
     Image.fromarray(np.uint8(255 * (1 - render._pen(mnist[0][0], 150, 3.0)))).save(tmp_path / "bold.png")
-    label, uploaded, view = app.read_upload(str(tmp_path / "bold.png"))
+    label, uploaded, view = app.read_upload({"path": str(tmp_path / "bold.png")})
     assert label is not None and app.BOLD_HINT not in uploaded
 
 

@@ -203,13 +203,15 @@ def test_palette_transparency_is_read(recognizer, mnist, tmp_path):
     assert top(recognizer.classify(path)) == str(mnist[1][4])
 
 
-def test_exif_orientation_is_honoured(recognizer, mnist, tmp_path):
-    upright = on_canvas(mnist[0][1], 400, 300, (50, 50))
+@pytest.mark.parametrize("suffix", ["jpg", "tif"])
+def test_exif_orientation_is_honoured(recognizer, mnist, tmp_path, suffix):
+    upright = on_canvas(mnist[0][1], 400, 250, (30, 100)).crop((0, 0, 400, 300))  # wider than tall
     stored = upright.rotate(90, expand=True)  # what a phone held sideways writes
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
-    path = tmp_path / "sideways.jpg"
-    stored.save(path, quality=95, exif=exif)
+    path = tmp_path / f"sideways.{suffix}"
+    stored.save(path, exif=exif, **({"quality": 95} if suffix == "jpg" else {}))
+    assert load_image(path).info["source_size"] == upright.size
     assert np.abs(to_mnist(path) - to_mnist(upright)).mean() < 0.03
     assert top(recognizer.classify(path)) == str(mnist[1][1])
     with Image.open(path) as opened:  # opened by the caller and passed on

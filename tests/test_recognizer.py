@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from preprocess import ImageError
 from model import (BUNDLED_WEIGHTS, CLASSES, TTA_VIEWS, NoDigitError, Recognizer, WeightsError, inference_network, load_network, Net,
                    to_tensor, tta_views)
 
@@ -44,6 +45,29 @@ def test_classify_batch_matches_classify(recognizer, mnist):
     single = [recognizer.classify(im) for im in images]
     for b, s in zip(batch, single):
         assert b == pytest.approx(s, abs=1e-5)
+
+
+def test_what_is_no_image_gets_an_image_error_in_its_place(recognizer, mnist):
+    """A Python caller's None, a data: URL passed as a path, an array of words, a tensor: each is
+    told it is no image, and in a batch the images beside it are still read."""
+    digit, label = mnist[0][0], str(mnist[1][0])
+    odd = [None, "data:image/png;base64," + "A" * 5000, np.array([["seven"]]), torch.zeros(28, 28), 7]
+    results = recognizer.predict_each([digit, *odd])
+    assert results[0].label == label
+    assert all(isinstance(r, ImageError) for r in results[1:]), results
+
+
+def test_floats_that_overshoot_1_after_a_resize_are_read_as_0_to_1(recognizer, mnist):
+    """Bicubic resizing of a 0-1 image overshoots 1 a little; one infinite pixel must not darken the rest."""
+    from scipy import ndimage as ndi
+
+    digit, label = mnist[0][0], str(mnist[1][0])
+    smooth = ndi.zoom(1 - digit / 255.0, 10, order=3)
+    assert smooth.max() > 1.0
+    spiked = smooth.clip(0, 1)
+    spiked[0, 0] = np.inf
+    for image in (smooth, spiked):
+        assert top(recognizer.classify(image)) == int(label)
 
 
 @pytest.mark.parametrize(
