@@ -223,7 +223,8 @@ def ink_map(img: Image.Image, one_digit: bool = True) -> np.ndarray:
         lightness = np.asarray(img.convert("L"))[alpha > alpha.max() // 2]  # the strokes' ITU-R 601 luma, however faint the pen
         backdrop = 255 if np.median(lightness) < 127.5 else 0
         img = Image.alpha_composite(Image.new("RGBA", img.size, (backdrop, backdrop, backdrop, 255)), img)  # in uint8: within half a level of a float blend
-    dist = _distance_to_background(np.asarray(img)[..., :3]) / np.float32(np.sqrt(3))
+    dist, one_colour = _distance_to_background(np.asarray(img)[..., :3])
+    dist /= np.float32(np.sqrt(3))
     if dist.max() < MIN_CONTRAST:
         return np.zeros(dist.shape, np.float32)
     otsu = _otsu(dist)
@@ -231,7 +232,7 @@ def ink_map(img: Image.Image, one_digit: bool = True) -> np.ndarray:
     level = _median(background, background.min())
     noise = level + 6 * 1.4826 * _median(np.abs(background - level), 0)
     threshold = max(otsu, noise, MIN_CONTRAST / 2)
-    mask = _clean(_drop_edge_bands(dist > threshold), one_digit)
+    mask = _clean(_drop_edge_bands(dist > threshold, drawing=one_colour), one_digit)
     if not mask.any():
         return np.zeros(dist.shape, np.float32)
     full = _top_decile(dist[mask])
@@ -303,10 +304,11 @@ def _sheet(rgb: np.ndarray, edge: np.ndarray) -> np.ndarray | None:
     return sheet if sheet.any() else None
 
 
-def _distance_to_background(rgb: np.ndarray) -> np.ndarray:
-    """Each pixel's RGB distance (0-255 levels scaled to 0-1) to the background: one colour when
-    the image's edge is uniform, else the lighting field. When a photo shows a sheet lying on a
-    desk, the field is fitted on the sheet alone and the desk counts as background: it holds no ink."""
+def _distance_to_background(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Each pixel's RGB distance (0-255 levels scaled to 0-1) to the background, and whether that
+    is one colour: so when the image's edge is uniform (a drawing, a clean scan), else the background
+    is the lighting field. When a photo shows a sheet lying on a desk, the field is fitted on the
+    sheet alone and the desk counts as background: it holds no ink."""
     edge = _edge(rgb)
     sheet = _sheet(rgb, edge)
     if sheet is None:
@@ -315,12 +317,12 @@ def _distance_to_background(rgb: np.ndarray) -> np.ndarray:
         if _median(np.abs(edge - colour), 0) < 0.02:  # a uniform edge: perhaps one background colour
             dist = _distance_to_colour(rgb, colour)
             if np.count_nonzero(dist < MIN_CONTRAST * np.sqrt(3) / 2) > 0.25 * dist.size:
-                return dist  # a canvas or a clean scan
+                return dist, True  # a canvas or a clean scan
     levels = rgb.astype(np.float32) / np.float32(255)
     dist = _distance(levels, _lighting_field(levels, sheet))
     if sheet is not None:
         dist[~sheet] = np.median(dist[sheet])
-    return dist
+    return dist, False
 
 
 def _distance_to_colour(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
@@ -370,10 +372,12 @@ def _lighting_field(rgb: np.ndarray, within: np.ndarray | None = None) -> np.nda
     return (_poly_terms(h, w) @ coef).astype(np.float32)
 
 
-def _drop_edge_bands(mask: np.ndarray) -> np.ndarray:
+def _drop_edge_bands(mask: np.ndarray, drawing: bool = False) -> np.ndarray:
     """Rows and columns that are ink almost end to end, running in from the image's edge, are the
     table or the page's shadow at the edge of a photo, not a stroke: clear them, with the blurred
-    line where the band meets the paper, even where a digit touches them."""
+    line where the band meets the paper, even where a digit touches them. In a `drawing` (one
+    background colour) a band whose ink runs on past the edge's zone is a stroke that lies along the
+    edge, as a 7's bar does when the 7 is cropped tight, and stays."""
     mask = mask.copy()
     for axis in (0, 1):
         fill = np.count_nonzero(mask, axis=1 - axis) / mask.shape[1 - axis]  # mask.mean, in a quarter of the time
@@ -390,11 +394,23 @@ def _drop_edge_bands(mask: np.ndarray) -> np.ndarray:
                 if gap == 0:
                     last = i
             cleared = slice(min(lines[0], last), max(lines[0], last) + 1)
+            if drawing and _runs_inward(mask, axis, cleared, from_start=lines[0] == 0):
+                continue
             if axis == 0:
                 mask[cleared, :] = False
             else:
                 mask[:, cleared] = False
     return mask
+
+
+def _runs_inward(mask: np.ndarray, axis: int, band: slice, from_start: bool) -> bool:
+    """Whether the ink touching the rows (axis 0) or columns (axis 1) of `band` reaches on past the
+    zone along the edge that bands are looked for in."""
+    labels, _ = ndi.label(mask, structure=np.ones((3, 3)))
+    ids = np.unique(labels[band] if axis == 0 else labels[:, band])
+    lines = np.flatnonzero(np.isin(labels, ids[ids > 0]).any(axis=1 - axis))
+    zone = int(mask.shape[axis] * EDGE_BAND)
+    return bool(lines.size) and (lines[-1] >= zone if from_start else lines[0] < mask.shape[axis] - zone)
 
 
 def _clean(mask: np.ndarray, one_digit: bool = True) -> np.ndarray:

@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
@@ -48,7 +48,8 @@ def test_distance_by_table_lookup_equals_the_direct_formula():
 
 def test_shortcut_statistics_equal_the_library_ones(mnist):
     canvas = np.asarray(render.canvas(mnist[0][0], np.random.default_rng(0), "red on blue").convert("RGB"))
-    mostly_background = preprocess._distance_to_background(canvas)  # over half exactly 0: the shortcuts apply
+    mostly_background, one_colour = preprocess._distance_to_background(canvas)  # over half exactly 0: the shortcuts apply
+    assert one_colour
     noisy = np.random.default_rng(1).random((60, 70), dtype=np.float32)  # no value repeats: the library runs
     for dist in (mostly_background, noisy):
         assert preprocess._otsu(dist) == threshold_otsu(dist)
@@ -166,6 +167,22 @@ def test_specks_and_a_dark_photo_edge_are_ignored(mnist):
         noisy[y : y + 3, x : x + 3] = 0  # pencil dots
     noisy[:, :25] = (40, 35, 30)  # the table beside the page
     assert np.abs(to_mnist(Image.fromarray(noisy)) - to_mnist(clean)).mean() < 0.03
+
+
+@pytest.mark.parametrize("margin", [0, 2])
+@pytest.mark.parametrize("label, strokes", [
+    ("7", [((100, 60), (300, 60)), ((300, 60), (180, 340))]),
+    ("2", [((110, 120), (200, 60)), ((200, 60), (290, 120)), ((290, 120), (110, 340)), ((110, 340), (300, 340))]),
+], ids=["seven", "two"])
+def test_a_stroke_along_the_edge_of_a_drawing_cropped_tight_is_kept(recognizer, label, strokes, margin):
+    """A 7's bar or a 2's base along the edge of a drawing cropped to its ink runs on into the digit:
+    a stroke, not the table at a photo's edge, which is dropped (test above)."""
+    drawing = Image.new("L", (400, 400), 255)
+    for a, b in strokes:
+        ImageDraw.Draw(drawing).line([a, b], fill=0, width=22)
+    box = np.array(drawing.point(lambda v: 255 - v).getbbox()) + np.array([-margin, -margin, margin, margin])
+    tight = drawing.crop(tuple(box))
+    assert top(recognizer.classify(tight)) == label
 
 
 @pytest.mark.parametrize("pen", [-0.4, 1.0], ids=["hairline", "bold"])
