@@ -348,9 +348,11 @@ with gr.Blocks(title="Handwritten digit recognizer", delete_cache=(CACHE_KEEP_S,
     clear.click(blank_canvas, background_color, [sketchpad, prediction, sentence, model_view], api_visibility="private")
     clear_number.click(blank_number_canvas, None, [number_pad, number_text, number_digits], api_visibility="private")
     # A sketchpad's own bin empties it to white and leaves no tool chosen: it does what our Clear does, and the brush comes back.
-    sketchpad.clear(blank_canvas, background_color, [sketchpad, prediction, sentence, model_view], api_visibility="private").then(
+    sketchpad.clear(blank_canvas, background_color, [sketchpad, prediction, sentence, model_view], show_progress="hidden",
+                    api_visibility="private").then(
         None, js=f"() => ({SELECT_BRUSH})(['sketchpad'])")
-    number_pad.clear(blank_number_canvas, None, [number_pad, number_text, number_digits], api_visibility="private").then(
+    number_pad.clear(blank_number_canvas, None, [number_pad, number_text, number_digits], show_progress="hidden",
+                     api_visibility="private").then(
         None, js=f"() => ({SELECT_BRUSH})(['number-sketchpad'])")
 
     batch_files.change(predict_batch, batch_files, [batch_table, batch_csv], api_name="predict_batch")

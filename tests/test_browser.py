@@ -218,7 +218,7 @@ def test_the_sketchpads_own_bin_keeps_the_background_and_the_brush(page, mnist):
     set_colour(page, "stroke-color", "#000000")
     set_colour(page, "background-color", "#1e3ca0")
     clear(page, "#sketchpad button[aria-label='Clear canvas']")
-    assert verdict(page).startswith("Draw a digit")
+    page.wait_for_function("() => document.querySelector('#verdict').innerText.startsWith('Draw a digit')", timeout=UNDO_WAIT_MS)
     images, labels = mnist
     draw(page, images[np.flatnonzero(labels == 2)[0]])
     assert answer(page) == "2"
