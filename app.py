@@ -27,12 +27,13 @@ import time
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder, is_in_or_equal
 import numpy as np
 import torch
 from PIL import Image, ImageColor
 
 from model import NoDigitError, Prediction, Recognizer
-from preprocess import MNIST_SIZE, ImageError
+from preprocess import MNIST_SIZE, UNREADABLE, ImageError
 
 log = logging.getLogger("app")
 HERE = Path(__file__).resolve().parent
@@ -129,8 +130,16 @@ def read_sketch(editor: dict | None) -> tuple[dict | None, str, np.ndarray | Non
 def read_upload(upload: dict | None) -> tuple[dict | None, str, np.ndarray | None]:
     """The Upload tab's file as it came (its events have preprocess=False): gr.Image alone opens
     every upload with Pillow first, so a file that Pillow can't read (an iPhone's HEIC photo, text
-    named .png) or a decompression bomb failed inside Gradio with a bare "Error", never saying why."""
-    return show((upload or {}).get("path"), drawn=False)
+    named .png) or a decompression bomb failed inside Gradio with a bare "Error", never saying why.
+
+    Gradio checks that a payload's path is an upload only when the payload is marked as a file, and
+    gr.Image's payload model fills that mark in for itself: a forged payload may name any path. One
+    outside Gradio's upload folder gets the unreadable-file message whether or not it exists, so the
+    app tells no one which files the server holds."""
+    path = (upload or {}).get("path")
+    if path is not None and not is_in_or_equal(path, get_upload_folder()):
+        return None, status(UNREADABLE), None
+    return show(path, drawn=False)
 
 
 def show_number(image: object) -> tuple[str, list[tuple[np.ndarray, str]]]:

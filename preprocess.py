@@ -83,6 +83,9 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 threadpool_limits(1, user_api="blas")
 
 
+UNREADABLE = "This file is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF)."
+
+
 class ImageError(ValueError):
     """The input is not an image we can read; the message is safe to show to a user."""
 
@@ -147,7 +150,7 @@ def _decoding() -> Iterator[None]:
     except Image.DecompressionBombError as e:
         raise ImageError(f"The image is too large: at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels.") from e
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError("This file is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF).") from e
+        raise ImageError(UNREADABLE) from e
 
 
 def _check_size(img: Image.Image) -> None:
@@ -376,8 +379,9 @@ def _drop_edge_bands(mask: np.ndarray, drawing: bool = False) -> np.ndarray:
     """Rows and columns that are ink almost end to end, running in from the image's edge, are the
     table or the page's shadow at the edge of a photo, not a stroke: clear them, with the blurred
     line where the band meets the paper, even where a digit touches them. In a `drawing` (one
-    background colour) a band whose ink runs on past the edge's zone is a stroke that lies along the
-    edge, as a 7's bar does when the 7 is cropped tight, and stays."""
+    background colour) cropped to its ink, a band whose ink runs on across the image into the zone
+    along the opposite edge is a stroke that lies along the edge, as a 7's bar does when the 7 is
+    cropped tight, and stays; a strip along the edge of a drawing with room around the digit goes."""
     mask = mask.copy()
     for axis in (0, 1):
         fill = np.count_nonzero(mask, axis=1 - axis) / mask.shape[1 - axis]  # mask.mean, in a quarter of the time
@@ -394,7 +398,7 @@ def _drop_edge_bands(mask: np.ndarray, drawing: bool = False) -> np.ndarray:
                 if gap == 0:
                     last = i
             cleared = slice(min(lines[0], last), max(lines[0], last) + 1)
-            if drawing and _runs_inward(mask, axis, cleared, from_start=lines[0] == 0):
+            if drawing and _runs_across(mask, axis, cleared, from_start=lines[0] == 0):
                 continue
             if axis == 0:
                 mask[cleared, :] = False
@@ -403,14 +407,14 @@ def _drop_edge_bands(mask: np.ndarray, drawing: bool = False) -> np.ndarray:
     return mask
 
 
-def _runs_inward(mask: np.ndarray, axis: int, band: slice, from_start: bool) -> bool:
-    """Whether the ink touching the rows (axis 0) or columns (axis 1) of `band` reaches on past the
-    zone along the edge that bands are looked for in."""
+def _runs_across(mask: np.ndarray, axis: int, band: slice, from_start: bool) -> bool:
+    """Whether the ink touching the rows (axis 0) or columns (axis 1) of `band` reaches the zone
+    along the opposite edge, as in an image cropped to its ink."""
     labels, _ = ndi.label(mask, structure=np.ones((3, 3)))
     ids = np.unique(labels[band] if axis == 0 else labels[:, band])
     lines = np.flatnonzero(np.isin(labels, ids[ids > 0]).any(axis=1 - axis))
     zone = int(mask.shape[axis] * EDGE_BAND)
-    return bool(lines.size) and (lines[-1] >= zone if from_start else lines[0] < mask.shape[axis] - zone)
+    return bool(lines.size) and (lines[-1] >= mask.shape[axis] - zone if from_start else lines[0] < zone)
 
 
 def _clean(mask: np.ndarray, one_digit: bool = True) -> np.ndarray:
@@ -551,8 +555,8 @@ def _disk(radius: float) -> np.ndarray:
 def _erode(img: np.ndarray, disk: np.ndarray) -> np.ndarray:
     """ndi.grey_erosion(img, footprint=disk), the same values. A disk is the union of the centred
     rectangles whose corners are where its rows narrow, and the minimum over a union is the least
-    of the minima over its parts, each a separable filter: on an 80 px crop, radius 8 took 0.93 ms
-    by the disk itself and 3.1 ms at radius 12, when the pen was bold. A disk wider than the image
+    of the minima over its parts, each a separable filter: on an 80 px crop of a bold pen, 0.21
+    against 1.13 ms at radius 8 and 0.58 against 3.35 ms at radius 12. A disk wider than the image
     goes to scipy as it is: the two extend such an image past its edge differently."""
     if disk.shape[0] > min(img.shape):
         return ndi.grey_erosion(img, footprint=disk)

@@ -21,6 +21,13 @@ def client(app_url):
     return Client(app_url, verbose=False)
 
 
+@pytest.fixture
+def uploads(tmp_path, monkeypatch):
+    """Gradio's upload folder, here tmp_path: the Upload tab reads files from there only."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    return tmp_path
+
+
 def test_predict_endpoint_reads_a_png(client, digit_png):
     path, label = digit_png(0)
     result = client.predict(handle_file(str(path)), api_name="/predict")
@@ -159,25 +166,25 @@ def test_readme_curl_examples_work(app_url, mnist, tmp_path, endpoint):
         assert [row[:2] for row in result[0]["data"]] == [["seven.png", "7"], ["four.jpg", "4"]]
 
 
-def test_an_uploaded_picture_without_ink_gets_the_reason(tmp_path):
+def test_an_uploaded_picture_without_ink_gets_the_reason(uploads):
     import app
 
-    Image.new("RGB", (300, 200), "white").save(tmp_path / "blank.jpg")
-    label, sentence, view = app.read_upload({"path": str(tmp_path / "blank.jpg")})
+    Image.new("RGB", (300, 200), "white").save(uploads / "blank.jpg")
+    label, sentence, view = app.read_upload({"path": str(uploads / "blank.jpg")})
     assert label is None and view is None and "No digit found" in sentence
 
 
 @pytest.mark.parametrize("name, content", [("IMG_0001.heic", b"\x00\x00\x00\x18ftypheic" + bytes(64)), ("notes.png", b"not a picture")])
-def test_an_upload_that_pillow_cannot_open_gets_our_message_not_gradios_error(tmp_path, name, content):
+def test_an_upload_that_pillow_cannot_open_gets_our_message_not_gradios_error(uploads, name, content):
     """The Upload tab's events take the file as it came, for our decoder: gr.Image alone opens it
     with Pillow first and fails with a bare "Error"."""
     import app
 
-    (tmp_path / name).write_bytes(content)
+    (uploads / name).write_bytes(content)
     events = [d for d in app.demo.config["dependencies"] if d["targets"] and d["targets"][0][0] in (app.upload._id, app.upload_tab._id)]
     assert {d["targets"][0][1] for d in events} == {"change", "select"}
     assert not any(app.demo.fns[d["id"]].preprocess for d in events)
-    label, sentence, view = app.read_upload({"path": str(tmp_path / name), "orig_name": name})
+    label, sentence, view = app.read_upload({"path": str(uploads / name), "orig_name": name})
     assert label is None and view is None and "not an image that can be read" in sentence
 
 
@@ -283,7 +290,7 @@ def test_a_new_background_keeps_the_strokes_drawn():
     assert label is not None and "Looks like a 1" in sentence
 
 
-def test_a_digit_drawn_with_a_pen_too_thick_for_its_size_gets_a_hint(mnist, tmp_path):
+def test_a_digit_drawn_with_a_pen_too_thick_for_its_size_gets_a_hint(mnist, uploads):
     """The boldest pens fill a digit's loops, which no thinning can reopen: the verdict says so and
     how to draw instead. The same digits drawn with MNIST's pen get the plain verdict, and an
     uploaded picture, which has no pen to change, none."""
@@ -299,8 +306,8 @@ def test_a_digit_drawn_with_a_pen_too_thick_for_its_size_gets_a_hint(mnist, tmp_
     for digit in mnist[0][:5]:
         assert app.BOLD_HINT in sentence(render._pen(digit, 150, 3.0))
         assert app.BOLD_HINT not in sentence(render._pen(digit, 150, 0.0))
-    Image.fromarray(np.uint8(255 * (1 - render._pen(mnist[0][0], 150, 3.0)))).save(tmp_path / "bold.png")
-    label, uploaded, view = app.read_upload({"path": str(tmp_path / "bold.png")})
+    Image.fromarray(np.uint8(255 * (1 - render._pen(mnist[0][0], 150, 3.0)))).save(uploads / "bold.png")
+    label, uploaded, view = app.read_upload({"path": str(uploads / "bold.png")})
     assert label is not None and app.BOLD_HINT not in uploaded
 
 

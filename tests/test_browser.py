@@ -224,6 +224,7 @@ def test_the_sketchpads_own_bin_keeps_the_background_and_the_brush(page, mnist):
     assert answer(page) == "2"
     shot = np.asarray(Image.open(io.BytesIO(page.locator("#sketchpad canvas").first.screenshot())).convert("RGB"), float)
     assert near(drawing_area(shot, "#1e3ca0"), "#1e3ca0").sum() > 0.3 * shot[..., 0].size
+    set_colour(page, "background-color", "#ffffff")  # as the tests after this one expect
 
 
 def test_the_draw_and_upload_tabs_each_show_their_own_reading(page, mnist):
@@ -289,6 +290,14 @@ def upload(page: Page, path: Path) -> str:
 def test_uploaded_image_is_read(page, name, label):
     before = upload(page, ROOT / "examples" / name)
     assert answer(page, stale=before) == label
+
+
+def test_an_uploaded_file_that_is_no_picture_gets_the_reason(page, tmp_path):
+    """gr.Image alone opens it with Pillow and shows a bare "Error"; the app says why."""
+    (tmp_path / "notes.png").write_text("my shopping list")
+    upload(page, tmp_path / "notes.png")
+    page.wait_for_function("() => document.querySelector('#verdict').innerText.includes('not an image that can be read')", timeout=30_000)
+    assert page.locator("#prediction [data-testid=label-output-value]").count() == 0
 
 
 def test_an_uploaded_picture_without_ink_gets_the_reason_not_a_guess(page, tmp_path):

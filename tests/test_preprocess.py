@@ -185,6 +185,19 @@ def test_a_stroke_along_the_edge_of_a_drawing_cropped_tight_is_kept(recognizer, 
     assert top(recognizer.classify(tight)) == label
 
 
+@pytest.mark.parametrize("digit", [0, 6])
+def test_a_dark_strip_along_a_drawings_edge_is_dropped_even_where_the_digit_touches_it(recognizer, mnist, digit):
+    """A scanner lid's shadow, a black crop strip: ink from end to end along the top of a drawing
+    that has room below the digit, unlike a tight crop's stroke (test above)."""
+    images, labels = mnist
+    index = int(np.flatnonzero(labels == digit)[0])
+    ink = np.asarray(Image.fromarray(images[index]).resize((200, 200), Image.Resampling.BICUBIC), np.float32) / 255
+    page = np.full((300, 300), 255, np.float32)
+    page[0:200, 50:250] *= 1 - ink
+    page[0:35] = 0
+    assert top(recognizer.classify(page.astype(np.uint8))) == str(digit)
+
+
 @pytest.mark.parametrize("pen", [-0.4, 1.0], ids=["hairline", "bold"])
 def test_thin_and_thick_pens_are_read(recognizer, mnist, pen):
     images, labels = mnist

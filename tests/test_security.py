@@ -1,11 +1,15 @@
 """Gradio's file routes on the running app must never hand out the repository's files or any
-other path on the server: the weights, the source, /etc/passwd, or a way up with '../'."""
+other path on the server: the weights, the source, /etc/passwd, or a way up with '../'. Nor may
+an event read a path that a forged payload names."""
 
+import json
 import re
+import uuid
 import urllib.error
 import urllib.parse
 import urllib.request
 
+import httpx
 import pytest
 
 FORBIDDEN = [
@@ -48,3 +52,33 @@ def test_the_example_images_the_page_shows_are_still_served(app_url):
         links = re.findall(r'"(http[^"]*/gradio_api/file=[^"]+)"', r.read().decode())
     assert links
     assert all(status_of(link) == 200 for link in links)
+
+
+def call_event(app_url: str, fn_index: int, data: list) -> list:
+    """One event through Gradio's queue, as the page sends it; returns its outputs."""
+    session = uuid.uuid4().hex
+    httpx.post(app_url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session}, timeout=30)
+    with httpx.stream("GET", app_url + "gradio_api/queue/data", params={"session_hash": session}, timeout=60) as stream:
+        for line in stream.iter_lines():
+            message = json.loads(line[5:]) if line.startswith("data:") else {}
+            if message.get("msg") == "process_completed":
+                return message["output"]["data"]
+    raise AssertionError("the event never completed")
+
+
+def test_the_upload_tab_reads_no_path_outside_gradios_upload_folder(app_url):
+    """gr.Image's payload model marks a payload as a file by itself, so Gradio does not check a
+    forged path that comes without the mark: the Upload tab must read only uploads, and answer for
+    a server file, present or not, exactly as for one that is no image."""
+    from conftest import ROOT
+    from preprocess import UNREADABLE
+
+    config = httpx.get(app_url + "config", timeout=30).json()
+    upload = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "upload")
+    change = next(d["id"] for d in config["dependencies"] if [upload, "change"] in d["targets"])
+    for path in (ROOT / "examples" / "mnist_3.png", ROOT / "model_weights.pth", "/etc/passwd", "/etc/no-such-file"):
+        label, sentence, view = call_event(app_url, change, [{"path": str(path)}])
+        assert not label and view is None and UNREADABLE in sentence, path
+    uploaded = httpx.post(app_url + "gradio_api/upload", files={"files": (ROOT / "examples" / "mnist_3.png").open("rb")}, timeout=30).json()[0]
+    label, sentence, view = call_event(app_url, change, [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}])
+    assert label["label"] == "3"  # a real upload still reads
