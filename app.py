@@ -304,6 +304,11 @@ SELECT_BRUSH = """
 }
 """
 
+
+def pick_brush(*elem_ids: str) -> str:
+    """An event's JS that chooses the brush on these sketchpads."""
+    return f"() => ({SELECT_BRUSH})({list(elem_ids)!r})"
+
 with gr.Blocks(title="Handwritten digit recognizer", delete_cache=(CACHE_KEEP_S, CACHE_KEEP_S)) as demo:
     gr.Markdown(
         "# Handwritten digit recognizer\n"
@@ -359,10 +364,10 @@ with gr.Blocks(title="Handwritten digit recognizer", delete_cache=(CACHE_KEEP_S,
     # A sketchpad's own bin empties it to white and leaves no tool chosen: it does what our Clear does, and the brush comes back.
     sketchpad.clear(blank_canvas, background_color, [sketchpad, prediction, sentence, model_view], show_progress="hidden",
                     api_visibility="private").then(
-        None, js=f"() => ({SELECT_BRUSH})(['sketchpad'])")
+        None, js=pick_brush("sketchpad"))
     number_pad.clear(blank_number_canvas, None, [number_pad, number_text, number_digits], show_progress="hidden",
                      api_visibility="private").then(
-        None, js=f"() => ({SELECT_BRUSH})(['number-sketchpad'])")
+        None, js=pick_brush("number-sketchpad"))
 
     batch_files.change(predict_batch, batch_files, [batch_table, batch_csv], api_name="predict_batch")
 
@@ -372,8 +377,8 @@ with gr.Blocks(title="Handwritten digit recognizer", delete_cache=(CACHE_KEEP_S,
     api_number_image = gr.File(type="filepath", visible=False)
     api_reading = gr.JSON(visible=False)
     api_number_image.change(read, api_number_image, api_reading, api_name="read")
-    demo.load(None, js=f"() => ({SELECT_BRUSH})(['sketchpad', 'number-sketchpad'])")
-    number_tab.select(None, js=f"() => ({SELECT_BRUSH})(['number-sketchpad'])")  # a hidden tab's pad gets its tools when shown
+    demo.load(None, js=pick_brush("sketchpad", "number-sketchpad"))
+    number_tab.select(None, js=pick_brush("number-sketchpad"))  # a hidden tab's pad gets its tools when shown
 
 demo.queue(default_concurrency_limit=WORKERS, max_size=QUEUE_SIZE)
 

@@ -21,6 +21,7 @@ from playwright.sync_api import Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from scipy import ndimage as ndi
 
+from preprocess import UNREADABLE
 from strokes import trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -296,7 +297,7 @@ def test_an_uploaded_file_that_is_no_picture_gets_the_reason(page, tmp_path):
     """gr.Image alone opens it with Pillow and shows a bare "Error"; the app says why."""
     (tmp_path / "notes.png").write_text("my shopping list")
     upload(page, tmp_path / "notes.png")
-    page.wait_for_function("() => document.querySelector('#verdict').innerText.includes('not an image that can be read')", timeout=30_000)
+    page.wait_for_function(f"() => document.querySelector('#verdict').innerText.includes({json.dumps(UNREADABLE)})", timeout=30_000)
     assert page.locator("#prediction [data-testid=label-output-value]").count() == 0
 
 
